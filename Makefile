@@ -1,0 +1,34 @@
+# `make setup`: the pip environment (.venv) with ROS 2 Jazzy, torch, and this package built by colcon.
+# `make test`:  the whole test suite over real DDS on this machine only.
+# `make demo`:  the node tracking a sequence with the weights that ship; output in demo_out/.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.setup-complete
+SETUP_INPUTS := requirements.lock package.xml CMakeLists.txt setup.py \
+	$(wildcard msg/*.msg srv/*.srv interfaces/vision_msgs/msg/*.msg interfaces/vision_msgs/*.in) \
+	scripts/setup_venv.sh scripts/venv_ros_env.py.in
+
+# DDS stays on this machine, each run on a domain of its own, with a shared-memory segment large
+# enough for 720p frames (config/fastdds_local.xml).
+ROS_ENV = ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST \
+	ROS_DOMAIN_ID=$${ROS_DOMAIN_ID:-$$(( RANDOM % 100 + 1 ))} \
+	RMW_IMPLEMENTATION=rmw_fastrtps_cpp \
+	FASTRTPS_DEFAULT_PROFILES_FILE=$(CURDIR)/config/fastdds_local.xml
+
+.PHONY: setup test demo clean
+
+setup: $(STAMP)
+
+$(STAMP): $(SETUP_INPUTS)
+	bash scripts/setup_venv.sh
+	touch $@
+
+test: setup
+	$(ROS_ENV) $(PY) -m pytest test $(PYTEST_ARGS)
+
+demo: setup
+	$(ROS_ENV) $(PY) -m siam_tracking_ros.tools.demo $(DEMO_ARGS)
+
+clean:
+	rm -rf build install log demo_out $(VENV)
