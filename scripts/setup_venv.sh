@@ -67,7 +67,8 @@ sed -e "s#@ROOT@#$ROOT#g" scripts/venv_ros_env.py.in > "$SITE/_siam_tracking_ros
 # Runs before ros_wheels_bootstrapper.pth (alphabetical), which re-executes Python with
 # LD_LIBRARY_PATH extended: the paths set here are kept in that re-execution.
 echo 'import _siam_tracking_ros_env' > "$SITE/00_siam_tracking_ros_env.pth"
-"$PY" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e "$ROOT"
+"$PY" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation \
+  --config-settings editable_mode=compat -e "$ROOT"
 
 step "checking the environment"
 "$PY" -c "import rclpy, vision_msgs.msg, siam_tracking_ros.msg, siam_tracking_ros.srv, torch, cv2; print('ok: rclpy, vision_msgs, siam_tracking_ros interfaces, torch', torch.__version__, 'opencv', cv2.__version__)"

@@ -1,0 +1,4 @@
+"""Networks: backbones, necks, heads and the assembled Siamese networks.
+
+Module attribute names reproduce the reference checkpoints' state_dict keys exactly.
+"""

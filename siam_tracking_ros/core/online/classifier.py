@@ -1,0 +1,436 @@
+"""DROL online classification subnet C (DROL section 3, Figure 3).
+
+C works on backbone features of the search crop and has three parts:
+- compression module: 1x1 convolution to 64 channels with ReLU (section 4.1);
+- dual attention module (Figure 3 caption): one branch applies global average pooling and two FC
+  layers, giving a weight per channel; the other averages over channels and applies a softmax
+  over positions, giving a weight per position;
+- filter module: one 4x4 convolution kernel with a single output channel (section 4.1).
+Compression and attention are fitted on the first frame only and then frozen ("only fine-tuned
+with the first frame ... kept fixed during tracking"); the filter keeps being optimised on the
+sample memory during tracking (section 3.3, Algorithm 1).
+
+The objective is the L2 error written as ||r(w)||^2 with r_j = sqrt(gamma_j)(f(x_j) - y_j) and
+r_{m+k} = sqrt(lambda_k) w_k (section 3.3), minimised by Gauss-Newton with conjugate gradient.
+Constants follow the reference implementation (see AugmentationConfig and
+OnlineClassifierConfig). Where the paper text lost a detail (sections 3.1-3.2), the choice of the
+ATOM-style classifier DROL's code builds on is used and marked as such.
+
+All positions and sizes handed to the classifier are in feature-map cells, relative to the centre
+of the map (the centre of the search crop); the tracker converts from image pixels.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from enum import Enum
+
+import torch
+import torch.nn.functional as F
+
+from siam_tracking_ros.core.online.augment import feature_dropout
+from siam_tracking_ros.core.online.memory import SampleMemory
+from siam_tracking_ros.core.online.optim import concat_residuals, gauss_newton
+
+PIPELINES = ("cmp", "cmp_att", "att_cmp")
+
+
+@dataclass(frozen=True)
+class OnlineClassifierConfig:
+    compressed_channels: int = 64
+    filter_size: int = 4
+    filter_regularisation: float = 0.1
+    # The paper gives no regularisation for the compression and attention weights; the ATOM-style
+    # base regularises its projection (compression) layer with 1e-4, used here for both.
+    compression_regularisation: float = 1e-4
+    attention_regularisation: float = 1e-4
+    # Table 5, G2: "cmp" = compression only, "cmp_att" = compression then attention (the paper's
+    # choice), "att_cmp" = attention then compression.
+    pipeline: str = "cmp_att"
+    # Hidden width of the two FC layers = channels // reduction (not given in the surviving text).
+    attention_reduction: int = 4
+    memory_size: int = 250
+    learning_rate: float = 0.01
+    hard_negative_learning_rate: float = 0.02
+    init_gn_iter: int = 6
+    # Total CG iterations at initialisation, spread evenly over the Gauss-Newton steps, as the
+    # ATOM-style base counts them.
+    init_cg_iter: int = 60
+    update_cg_iter: int = 5
+    update_interval: int = 10
+    hard_negative_cg_iter: int = 5
+    target_not_found_threshold: float = 0.25
+    distractor_threshold: float = 0.8
+    hard_negative_threshold: float = 0.5
+    # Label Gaussian sigma = factor * sqrt(target area in cells), as in the ATOM-style base.
+    output_sigma_factor: float = 0.25
+    # Size (relative to the target) of the region around the peak that is not a distractor.
+    target_neighbourhood_scale: float = 2.2
+    initial_minimum_weight: float = 0.25
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.pipeline not in PIPELINES:
+            raise ValueError(f"pipeline must be one of {PIPELINES}, got {self.pipeline!r}")
+        positive = ("compressed_channels", "filter_size", "memory_size", "update_interval",
+                    "attention_reduction", "output_sigma_factor")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.init_gn_iter > 0 and self.init_cg_iter < self.init_gn_iter:
+            raise ValueError(f"init_cg_iter ({self.init_cg_iter}) must be at least init_gn_iter "
+                             f"({self.init_gn_iter}): it is the total over all Gauss-Newton steps")
+        for name in ("learning_rate", "hard_negative_learning_rate"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
+
+    @property
+    def uses_attention(self) -> bool:
+        return self.pipeline != "cmp"
+
+
+class FrameState(Enum):
+    """How the online score map of a frame looks (decides the memory and filter update)."""
+    NORMAL = "normal"
+    NOT_FOUND = "not_found"          # peak below the target-not-found threshold
+    DISTRACTOR = "distractor"        # second peak >= distractor_threshold x peak: left out
+    HARD_NEGATIVE = "hard_negative"  # second peak > hard_negative_threshold x peak
+
+
+@dataclass(frozen=True)
+class ScoreAnalysis:
+    state: FrameState
+    peak_score: float
+    second_peak_score: float
+    peak_offset: tuple[float, float]   # (dx, dy) of the peak from the map centre, in cells
+
+
+def gaussian_labels(map_size: int, centre_offsets: torch.Tensor, sigma: float) -> torch.Tensor:
+    """N x S x S Gaussians with peak 1 at the given (dx, dy) offsets from the map centre."""
+    if sigma <= 0:
+        raise ValueError(f"label sigma must be > 0, got {sigma}")
+    centre = (map_size - 1) / 2.0
+    grid = torch.arange(map_size, dtype=centre_offsets.dtype, device=centre_offsets.device) - centre
+    dx = grid[None, None, :] - centre_offsets[:, 0, None, None]
+    dy = grid[None, :, None] - centre_offsets[:, 1, None, None]
+    return torch.exp(-(dx ** 2 + dy ** 2) / (2.0 * sigma ** 2))
+
+
+def label_sigma(target_size_cells: tuple[float, float], config: OnlineClassifierConfig) -> float:
+    return config.output_sigma_factor * math.sqrt(max(target_size_cells[0] * target_size_cells[1],
+                                                      1e-6))
+
+
+def normalise_feature_power(features: torch.Tensor) -> torch.Tensor:
+    """Scale each map to unit root-mean-square, as the ATOM-style base does with its features,
+    so the fixed regularisation weights do not depend on the backbone's feature scale."""
+    rms = features.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt()
+    return features / (rms + 1e-10)
+
+
+@dataclass(frozen=True)
+class AttentionWeights:
+    fc1_weight: torch.Tensor
+    fc1_bias: torch.Tensor
+    fc2_weight: torch.Tensor
+    fc2_bias: torch.Tensor
+
+    def as_list(self) -> list[torch.Tensor]:
+        return [self.fc1_weight, self.fc1_bias, self.fc2_weight, self.fc2_bias]
+
+
+def dual_attention(features: torch.Tensor, weights: AttentionWeights) -> torch.Tensor:
+    """Figure 3: per-channel weights from GAP + 2 FC layers, per-position weights from a softmax
+    over positions of the channel average; both multiply the features."""
+    batch, channels, height, width = features.shape
+    pooled = features.mean(dim=(2, 3))
+    hidden = F.relu(F.linear(pooled, weights.fc1_weight, weights.fc1_bias))
+    channel_weights = torch.sigmoid(F.linear(hidden, weights.fc2_weight, weights.fc2_bias))
+    channel_mean = features.mean(dim=1).reshape(batch, height * width)
+    # The softmax sums to 1 over the map; scaling by the number of positions keeps the average
+    # weight at 1 so the attention reweights the features instead of shrinking them.
+    position_weights = torch.softmax(channel_mean, dim=1).reshape(batch, 1, height, width)
+    position_weights = position_weights * (height * width)
+    return features * channel_weights[:, :, None, None] * position_weights
+
+
+def compress(features: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Compression module: 1x1 convolution (no bias, as the ATOM-style projection) and ReLU."""
+    return F.relu(F.conv2d(features, weight))
+
+
+def apply_filter(features: torch.Tensor, filter_weight: torch.Tensor) -> torch.Tensor:
+    """Filter module: B x C x H x W -> B x S x S scores; padding size // 2 keeps the map centre
+    on the crop centre, so S = H + 1 for the 4x4 kernel."""
+    return F.conv2d(features, filter_weight, padding=filter_weight.shape[-1] // 2)[:, 0]
+
+
+@dataclass(frozen=True)
+class _ExtractorWeights:
+    """Compression + attention: the target-specific feature extractor (gray area, Figure 3)."""
+    compression: torch.Tensor
+    attention: AttentionWeights | None
+
+    def as_list(self) -> list[torch.Tensor]:
+        return [self.compression] + ([] if self.attention is None else self.attention.as_list())
+
+    @staticmethod
+    def from_list(params: list[torch.Tensor], with_attention: bool) -> "_ExtractorWeights":
+        attention = AttentionWeights(*params[1:5]) if with_attention else None
+        return _ExtractorWeights(compression=params[0], attention=attention)
+
+
+def _extract(features: torch.Tensor, weights: _ExtractorWeights, pipeline: str) -> torch.Tensor:
+    if pipeline == "att_cmp":
+        return compress(dual_attention(features, weights.attention), weights.compression)
+    compressed = compress(features, weights.compression)
+    return compressed if pipeline == "cmp" else dual_attention(compressed, weights.attention)
+
+
+def _initial_extractor(input_channels: int, config: OnlineClassifierConfig,
+                       generator: torch.Generator) -> _ExtractorWeights:
+    # Random normal initialisation with std 1/sqrt(fan_in), as the ATOM-style projection.
+    compression = torch.randn(config.compressed_channels, input_channels, 1, 1,
+                              generator=generator) / math.sqrt(input_channels)
+    if not config.uses_attention:
+        return _ExtractorWeights(compression, None)
+    channels = config.compressed_channels if config.pipeline == "cmp_att" else input_channels
+    hidden = max(channels // config.attention_reduction, 1)
+    attention = AttentionWeights(
+        fc1_weight=torch.randn(hidden, channels, generator=generator) / math.sqrt(channels),
+        fc1_bias=torch.zeros(hidden),
+        fc2_weight=torch.randn(channels, hidden, generator=generator) / math.sqrt(hidden),
+        fc2_bias=torch.zeros(channels))
+    return _ExtractorWeights(compression, attention)
+
+
+def _with_autograd(method):
+    """Run a method with autograd on, also when called inside `torch.inference_mode()` (the
+    trackers' init/track are): the solver differentiates, and the state it keeps must be made of
+    normal tensors that later autograd calls may use."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with torch.inference_mode(False), torch.enable_grad():
+            return method(*args, **kwargs)
+    return wrapper
+
+
+class OnlineClassifier:
+    """The online classification subnet C with its sample memory and update schedule."""
+
+    def __init__(self, input_channels: int,
+                 config: OnlineClassifierConfig = OnlineClassifierConfig(),
+                 device: torch.device | str = "cpu"):
+        if input_channels <= 0:
+            raise ValueError(f"input_channels must be > 0, got {input_channels}")
+        self.config = config
+        self.input_channels = input_channels
+        self.device = torch.device(device)
+        self._extractor: _ExtractorWeights | None = None
+        self._filter: torch.Tensor | None = None
+        self.memory: SampleMemory | None = None
+        self._frame_count = 0
+
+    @property
+    def is_initialised(self) -> bool:
+        return self._filter is not None
+
+    @property
+    def filter_weight(self) -> torch.Tensor:
+        self._require_initialised()
+        return self._filter
+
+    # ----- first frame -------------------------------------------------------------------------
+
+    @_with_autograd
+    def initialise(self, features: torch.Tensor, target_offsets: torch.Tensor,
+                   target_size: tuple[float, float], dropout_copies: int = 7,
+                   dropout_probability: float = 0.2) -> tuple[float, ...]:
+        """Fit compression, attention and filter on the augmented first-frame samples.
+
+        `features`: N x C x H x W backbone features of the augmented images, identity sample
+        first; `target_offsets`: N x 2 offsets (dx, dy) of the target centre from the map centre,
+        in cells; `target_size`: (w, h) of the target in cells. `dropout_copies` channel-dropout
+        copies of the identity sample are added (section 4.1 augmentation). The joint problem
+        runs `init_gn_iter` Gauss-Newton steps sharing `init_cg_iter` CG iterations. Returns the
+        loss before each Gauss-Newton step and after the last.
+        """
+        features = self._check_features(features)
+        config = self.config
+        if target_offsets.shape != (features.shape[0], 2):
+            raise ValueError(f"target_offsets must be {features.shape[0]} x 2, "
+                             f"got {tuple(target_offsets.shape)}")
+        if config.init_gn_iter < 1:
+            raise ValueError("init_gn_iter must be >= 1 to fit the first-frame model")
+        generator = torch.Generator().manual_seed(config.seed)
+        features = normalise_feature_power(features.clone())
+        offsets = target_offsets.to(device=self.device, dtype=features.dtype).clone()
+        if dropout_copies > 0:
+            copies = feature_dropout(features[:1], dropout_copies, dropout_probability, generator)
+            features = torch.cat([features, copies])
+            offsets = torch.cat([offsets, offsets[:1].expand(dropout_copies, 2)])
+        labels = gaussian_labels(self.score_size(features.shape[-1]), offsets,
+                                 label_sigma(target_size, config))
+        weights = torch.full((features.shape[0],), 1.0 / features.shape[0], device=self.device)
+        extractor = _initial_extractor(self.input_channels, config, generator)
+        start = [p.to(self.device) for p in extractor.as_list()]
+        start.append(torch.zeros(1, config.compressed_channels, config.filter_size,
+                                 config.filter_size, device=self.device))
+        result = gauss_newton(self._joint_residual(features, labels, weights), start,
+                              num_gn_iter=config.init_gn_iter,
+                              num_cg_iter=config.init_cg_iter // config.init_gn_iter)
+        self._extractor = _ExtractorWeights.from_list(result.params[:-1], config.uses_attention)
+        self._filter = result.params[-1]
+        with torch.no_grad():
+            embedded = _extract(features, self._extractor, config.pipeline)
+        self.memory = SampleMemory(config.memory_size, tuple(embedded.shape[1:]),
+                                   tuple(labels.shape[1:]), self.device,
+                                   initial_minimum_weight=config.initial_minimum_weight)
+        self.memory.set_initial(embedded, labels)
+        self._frame_count = 0
+        return result.losses
+
+    def score_size(self, feature_size: int) -> int:
+        padding = self.config.filter_size // 2
+        return feature_size + 2 * padding - self.config.filter_size + 1
+
+    def _joint_residual(self, features, labels, weights):
+        config = self.config
+
+        def residual(params: list[torch.Tensor]) -> torch.Tensor:
+            extractor = _ExtractorWeights.from_list(params[:-1], config.uses_attention)
+            scores = apply_filter(_extract(features, extractor, config.pipeline), params[-1])
+            regularised = [(params[-1], config.filter_regularisation),
+                           (extractor.compression, config.compression_regularisation)]
+            if extractor.attention is not None:
+                regularised += [(p, config.attention_regularisation)
+                                for p in extractor.attention.as_list()]
+            return _weighted_residual(scores, labels, weights, regularised)
+
+        return residual
+
+    # ----- tracking ----------------------------------------------------------------------------
+
+    @_with_autograd
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        """Target-specific features (compression + attention, frozen after the first frame)."""
+        self._require_initialised()
+        features = normalise_feature_power(self._check_features(features))
+        with torch.no_grad():
+            return _extract(features, self._extractor, self.config.pipeline)
+
+    def score_embedded(self, embedded: torch.Tensor) -> torch.Tensor:
+        """f_C: B x S x S online scores of embedded features."""
+        self._require_initialised()
+        with torch.no_grad():
+            return apply_filter(embedded, self._filter)
+
+    def classify(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(embedded features, online scores) for B x C x H x W backbone features."""
+        embedded = self.embed(features)
+        return embedded, self.score_embedded(embedded)
+
+    def analyse(self, scores: torch.Tensor, target_size: tuple[float, float]) -> ScoreAnalysis:
+        """Classify a frame by its S x S online score map: target absent, distractor present,
+        hard negative present, or normal (thresholds of the reference implementation)."""
+        if scores.dim() != 2:
+            raise ValueError(f"scores must be an S x S map, got shape {tuple(scores.shape)}")
+        config = self.config
+        size = scores.shape[-1]
+        peak_score, peak_index = torch.max(scores.reshape(-1), dim=0)
+        peak_score = float(peak_score)
+        row, col = divmod(int(peak_index), size)
+        centre = (size - 1) / 2.0
+        second = _second_peak(scores, row, col, target_size, config.target_neighbourhood_scale)
+        if peak_score < config.target_not_found_threshold:
+            state = FrameState.NOT_FOUND
+        elif second >= config.distractor_threshold * peak_score:
+            state = FrameState.DISTRACTOR
+        elif (second > config.hard_negative_threshold * peak_score
+              and second > config.target_not_found_threshold):
+            state = FrameState.HARD_NEGATIVE
+        else:
+            state = FrameState.NORMAL
+        return ScoreAnalysis(state=state, peak_score=peak_score, second_peak_score=second,
+                             peak_offset=(col - centre, row - centre))
+
+    @_with_autograd
+    def update(self, embedded: torch.Tensor, analysis: ScoreAnalysis,
+               target_offset: tuple[float, float], target_size: tuple[float, float]) -> bool:
+        """Algorithm 1 for one frame: store the sample unless the target is absent or a distractor
+        is present (section 4.1), with the learning rate doubled for hard negatives, then
+        optimise the filter every `update_interval` frames or at once on a hard negative.
+        `embedded` is the 1 x C x H x W target-specific feature of the frame; the label is a
+        Gaussian at `target_offset` (cells from the map centre). Returns whether the filter was
+        optimised."""
+        self._require_initialised()
+        config = self.config
+        if analysis.state not in (FrameState.NOT_FOUND, FrameState.DISTRACTOR):
+            offset = torch.tensor([target_offset], dtype=embedded.dtype, device=self.device)
+            label = gaussian_labels(self.memory.labels.shape[-1], offset,
+                                    label_sigma(target_size, config))
+            hard = analysis.state is FrameState.HARD_NEGATIVE
+            self.memory.add(embedded.reshape(self.memory.features.shape[1:]), label[0],
+                            config.hard_negative_learning_rate if hard else config.learning_rate)
+        self._frame_count += 1
+        if analysis.state is FrameState.HARD_NEGATIVE:
+            self.optimise_filter(config.hard_negative_cg_iter)
+            return True
+        if self._frame_count % config.update_interval == 0:
+            self.optimise_filter(config.update_cg_iter)
+            return True
+        return False
+
+    @_with_autograd
+    def optimise_filter(self, num_cg_iter: int) -> tuple[float, ...]:
+        """CG on the filter alone over the weighted memory (a linear least-squares problem, so one
+        Gauss-Newton step is exact); compression and attention stay frozen."""
+        self._require_initialised()
+        memory = self.memory
+        features, labels, weights = memory.features, memory.labels, memory.weights
+        regularisation = self.config.filter_regularisation
+
+        def residual(params: list[torch.Tensor]) -> torch.Tensor:
+            return _weighted_residual(apply_filter(features, params[0]), labels, weights,
+                                      [(params[0], regularisation)])
+
+        result = gauss_newton(residual, [self._filter], num_gn_iter=1, num_cg_iter=num_cg_iter)
+        self._filter = result.params[0]
+        return result.losses
+
+    # ----- checks ------------------------------------------------------------------------------
+
+    def _require_initialised(self) -> None:
+        if not self.is_initialised:
+            raise RuntimeError("the online classifier is used before initialise() was called")
+
+    def _check_features(self, features: torch.Tensor) -> torch.Tensor:
+        if features.dim() != 4 or features.shape[1] != self.input_channels:
+            raise ValueError(f"features must be B x {self.input_channels} x H x W, "
+                             f"got {tuple(features.shape)}")
+        if features.shape[-1] != features.shape[-2]:
+            raise ValueError(f"feature maps must be square, got {tuple(features.shape[-2:])}")
+        return features.to(device=self.device, dtype=torch.float32)
+
+
+def _weighted_residual(scores: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor,
+                       regularised: list[tuple[torch.Tensor, float]]) -> torch.Tensor:
+    """r_j = sqrt(gamma_j)(f(x_j) - y_j), r_{m+k} = sqrt(lambda_k) w_k (section 3.3)."""
+    data = weights.sqrt()[:, None, None] * (scores - labels)
+    return concat_residuals([data] + [math.sqrt(weight) * p for p, weight in regularised])
+
+
+def _second_peak(scores: torch.Tensor, row: int, col: int, target_size: tuple[float, float],
+                 neighbourhood_scale: float) -> float:
+    """Highest score outside a window of neighbourhood_scale x target size around the peak."""
+    size = scores.shape[-1]
+    half_w = neighbourhood_scale * target_size[0] / 2.0
+    half_h = neighbourhood_scale * target_size[1] / 2.0
+    top, bottom = max(round(row - half_h), 0), min(round(row + half_h + 1), size)
+    left, right = max(round(col - half_w), 0), min(round(col + half_w + 1), size)
+    outside = scores.clone()
+    outside[top:bottom, left:right] = float("-inf")
+    # -inf when the neighbourhood covers the whole map: then there is no second peak.
+    return float(outside.max())

@@ -1,0 +1,1 @@
+"""Evaluation toolkit: dataset readers, OPE runner and metrics, plots, synthetic sequences."""

@@ -1,0 +1,1 @@
+"""ROS 2 adapters: the tracker node and image message conversion."""

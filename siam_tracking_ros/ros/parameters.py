@@ -1,0 +1,126 @@
+"""The node's parameters: defaults, descriptions and the checks that reject bad values.
+
+Kept free of rclpy so the checks are testable directly; the node turns the table into
+declared parameters and calls :func:`check_parameters` from its on-set callback.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from siam_tracking_ros.core.device import resolve_device
+from siam_tracking_ros.core.registry import list_trackers
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    default: Any
+    description: str
+    # Fixed once the node runs (the subscription is built from it); change it by restarting.
+    read_only: bool = False
+
+
+PARAMETERS: dict[str, ParameterSpec] = {
+    'autostart': ParameterSpec(True, 'configure and activate at start (plain `ros2 run` works)',
+                               read_only=True),
+    'tracker': ParameterSpec('siamrpn_alexnet', 'registry name of the tracker'),
+    'weights': ParameterSpec('', 'checkpoint path; empty uses the weights the package ships'),
+    'device': ParameterSpec('auto', "'auto', 'cpu', 'cuda' or 'cuda:N'"),
+    'half': ParameterSpec(False, 'fp16 inference on CUDA (ignored on CPU)'),
+    'profile': ParameterSpec('uav', "camera profile the parameters came from: 'uav' or 'vehicle'"),
+    'lost_threshold': ParameterSpec(0.2, 'score below which the target is reported LOST'),
+    'recover_threshold': ParameterSpec(0.4, 'score at which a LOST target is TRACKING again'),
+    'history_size': ParameterSpec(30, 'frames kept for initialising on a stamped (older) frame'),
+    'publish_debug_image': ParameterSpec(True, 'draw the box on debug_image while subscribed'),
+    'input_transport': ParameterSpec('raw', "'raw' (image) or 'compressed' (image/compressed)",
+                                     read_only=True),
+    'reliable_qos': ParameterSpec(False, 'subscribe reliable instead of best effort (sensor data)',
+                                  read_only=True),
+    'target_label': ParameterSpec('', 'label reported for a target whose request names none'),
+    'point_box_size': ParameterSpec(48.0, 'side in pixels of the box proposed around a clicked '
+                                          'point when no object stands out there'),
+}
+
+# Changing one of these loads a new tracker; the thresholds are set on the running one.
+MODEL_PARAMETERS = ('tracker', 'weights', 'device', 'half')
+THRESHOLD_PARAMETERS = ('lost_threshold', 'recover_threshold')
+
+
+def _check_tracker(value, _values) -> str | None:
+    known = list_trackers()
+    if value not in known:
+        return f"unknown tracker '{value}'; known trackers: {', '.join(known)}"
+    return None
+
+
+def _check_weights(value, _values) -> str | None:
+    if value and not Path(value).expanduser().is_file():
+        return f"weights file '{value}' does not exist"
+    return None
+
+
+def _check_device(value, _values) -> str | None:
+    try:
+        resolve_device(value)  # also refuses a CUDA device this machine does not have
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+def _check_choice(*choices: str) -> Callable:
+    def check(value, _values):
+        if value not in choices:
+            return f"'{value}' is not one of {', '.join(choices)}"
+        return None
+    return check
+
+
+def _check_thresholds(_value, values) -> str | None:
+    lost, recover = values['lost_threshold'], values['recover_threshold']
+    if not (math.isfinite(lost) and math.isfinite(recover) and 0.0 <= lost <= recover <= 1.0):
+        return (f'thresholds must satisfy 0 <= lost_threshold ({lost}) <= '
+                f'recover_threshold ({recover}) <= 1')
+    return None
+
+
+def _check_history_size(value, _values) -> str | None:
+    if not 1 <= value <= 1000:
+        return f'history_size must be between 1 and 1000 frames, got {value}'
+    return None
+
+
+def _check_point_box_size(value, _values) -> str | None:
+    if not (math.isfinite(value) and value >= 2.0):
+        return f'point_box_size must be at least 2 pixels, got {value}'
+    return None
+
+
+_CHECKS: dict[str, Callable[[Any, dict], str | None]] = {
+    'tracker': _check_tracker,
+    'weights': _check_weights,
+    'device': _check_device,
+    'profile': _check_choice('uav', 'vehicle'),
+    'input_transport': _check_choice('raw', 'compressed'),
+    'lost_threshold': _check_thresholds,
+    'recover_threshold': _check_thresholds,
+    'history_size': _check_history_size,
+    'point_box_size': _check_point_box_size,
+}
+
+
+def check_parameters(changes: dict[str, Any], current: dict[str, Any]) -> str | None:
+    """The reason to reject ``changes`` given the ``current`` values, or None when valid.
+
+    Cross-parameter rules (lost <= recover) see the changed values together, so both
+    thresholds can move in one request.
+    """
+    merged = {**current, **changes}
+    for name, value in changes.items():
+        check = _CHECKS.get(name)
+        reason = check(value, merged) if check else None
+        if reason:
+            return f'{name}: {reason}'
+    return None

@@ -1,0 +1,109 @@
+"""``siamtrack eval``: one-pass evaluation of registered trackers on a dataset folder."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from siam_tracking_ros.eval import ope
+from siam_tracking_ros.eval.baselines import CSRT_NAME, OpenCVCsrt
+from siam_tracking_ros.eval.datasets import open_dataset
+from siam_tracking_ros.tools.cli import int_at_least, names_list
+
+DESCRIPTION = """One-pass evaluation (OTB / UAV123 protocol) of one or more trackers.
+
+The dataset is a UAV123-layout folder (data_seq/, anno/) or a folder of <seq>/groundtruth.txt
+sequences. Writes <out>/<tracker>/<seq>.txt (1-based x,y,w,h per frame), results.json,
+results.csv, success.png, precision.png and norm_precision.png, and prints a summary table.
+"""
+
+
+def parse_overrides(items: list[str] | None) -> dict:
+    """``key=value`` strings -> dict; values typed as YAML scalars (1, 0.5, true, [1, 2], text)."""
+    overrides = {}
+    for item in items or []:
+        key, separator, value = item.partition('=')
+        if not separator or not key.strip():
+            raise ValueError(f'--config expects key=value, got {item!r}')
+        try:
+            overrides[key.strip()] = yaml.safe_load(value) if value.strip() else ''
+        except yaml.YAMLError:
+            raise ValueError(f'--config {item!r}: cannot parse the value {value!r}') from None
+    return overrides
+
+
+def weights_by_tracker(trackers: list[str], weights: list[str] | None) -> dict[str, Path | None]:
+    """Pair ``--weights`` files with trackers: one file per tracker, in the same order."""
+    if not weights:
+        return {name: None for name in trackers}
+    if len(weights) != len(trackers):
+        raise ValueError(f'--weights lists {len(weights)} file(s) for {len(trackers)} tracker(s); '
+                         'give one file per tracker, in the same order')
+    return {name: Path(path) for name, path in zip(trackers, weights)}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = DESCRIPTION
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument('--dataset', required=True, type=Path, help='dataset folder')
+    parser.add_argument('--tracker', required=True, type=names_list,
+                        help=f'registered tracker name(s), comma-separated; {CSRT_NAME} runs '
+                             "OpenCV's CSRT for comparison")
+    parser.add_argument('--weights', type=names_list,
+                        help='checkpoint file(s), comma-separated, one per tracker '
+                             '(default: the weights the package ships)')
+    parser.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda' or 'cuda:N'")
+    parser.add_argument('--sequences', type=names_list,
+                        help='only these sequences, comma-separated (default: all)')
+    parser.add_argument('--config', nargs='+', metavar='KEY=VALUE',
+                        help="tracker config overrides applied to every tracker, e.g. "
+                             "--config window_influence=0.3 use_online=false")
+    parser.add_argument('--max-frames', type=int_at_least(2),
+                        help='evaluate only the first N frames of each sequence')
+    parser.add_argument('--out', required=True, type=Path, help='output folder')
+    parser.add_argument('--quiet', action='store_true', help='no progress bar')
+
+
+def tracker_builder(names: list[str], weights: dict[str, Path | None], device,
+                    overrides: dict) -> Callable[[str], object]:
+    """Check names, weights and overrides up front, then return ``build(name) -> tracker``.
+
+    ``opencv_csrt`` (OpenCV's CSRT, for comparison) takes no weights or overrides.
+    """
+    from siam_tracking_ros.core.registry import build_tracker, default_config, replace_config
+
+    for name in names:  # unknown names and fields fail before any tracking starts
+        if name == CSRT_NAME:
+            if weights[name] is not None or overrides:
+                raise ValueError(f'{CSRT_NAME} takes neither --weights nor --config')
+            OpenCVCsrt()  # raises if CSRT is missing from this OpenCV build
+        else:
+            replace_config(default_config(name), **overrides)
+
+    def build(name: str):
+        if name == CSRT_NAME:
+            return OpenCVCsrt()
+        return build_tracker(name, weights=weights[name], device=device, **overrides)
+
+    return build
+
+
+def run(args: argparse.Namespace) -> int:
+    from siam_tracking_ros.core.device import resolve_device
+
+    device = resolve_device(args.device)
+    overrides = parse_overrides(args.config)
+    weights = weights_by_tracker(args.tracker, args.weights)
+    build = tracker_builder(args.tracker, weights, device, overrides)
+    dataset = open_dataset(args.dataset, args.sequences).truncated(args.max_frames)
+    settings = {'weights': {name: str(path) if path else None for name, path in weights.items()},
+                'config_overrides': overrides, 'max_frames': args.max_frames,
+                'sequences': dataset.names}
+    report = ope.evaluate_trackers(args.tracker, build, dataset, args.out, device,
+                                   progress=not args.quiet, settings=settings)
+    print(ope.summary_table(report))
+    print(f'results: {args.out / ope.RESULTS_JSON}, {args.out / ope.RESULTS_CSV}, plots and '
+          f'per-sequence boxes in {args.out}')
+    return 0

@@ -1,0 +1,74 @@
+"""``siamtrack train``: train a tracker's network (or its add-on modules) on sequences and stills."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from siam_tracking_ros.train.loop import OPTIMIZERS, SCHEDULES, TrainConfig, run_training
+
+DESCRIPTION = """Train a tracker with the project's pipeline.
+
+--data takes one or more of: a UAV123-layout folder, a GOT-10k or OTB-style folder of sequences
+(img/ + groundtruth.txt), a COCO-format still-image folder (annotations.json + images/), a folder
+holding several of these, or synth:N for N generated sequences. The evaluation set (uav_dev) is
+refused. Writes last.pth (project checkpoint format with metadata), log.csv and loss.png to --out.
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = DESCRIPTION
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument('--tracker', required=True,
+                        help='registered tracker to train, e.g. siamfc_alexnet, siamrpn_alexnet, '
+                             'clnet_alexnet')
+    parser.add_argument('--data', required=True, nargs='+', help='training data (see above)')
+    parser.add_argument('--out', required=True, type=Path, help='output folder')
+    parser.add_argument('--epochs', type=int, default=10)
+    parser.add_argument('--steps-per-epoch', type=int, default=100)
+    parser.add_argument('--batch-size', type=int, default=16)
+    parser.add_argument('--lr', type=float, default=None,
+                        help="peak learning rate (default: the tracker's recipe)")
+    parser.add_argument('--optimizer', choices=OPTIMIZERS, default=None)
+    parser.add_argument('--schedule', choices=SCHEDULES, default=None,
+                        help='decay after the linear warm-up')
+    parser.add_argument('--device', default='auto', help="'auto', 'cpu' or 'cuda[:n]'")
+    parser.add_argument('--workers', type=int, default=0, help='data loader processes')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--threads', type=int, default=None,
+                        help='CPU threads for torch (default: torch decides)')
+    parser.add_argument('--amp', action='store_true', help='bfloat16 autocast on CUDA')
+    parser.add_argument('--resume', type=Path, default=None,
+                        help='continue a run from its last.pth (weights, optimiser, epoch)')
+    parser.add_argument('--init', type=Path, default=None,
+                        help='start from these weights (required for add-on modules such as '
+                             "CLNet's, whose base network stays frozen)")
+    parser.add_argument('--synth-cache', type=Path, default=None,
+                        help='where synth:N sequences are written (default: OUT/synth)')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+
+
+def run(args: argparse.Namespace) -> int:
+    """Bad input raises ValueError (the dispatcher prints it and exits with status 2)."""
+    for name in ('resume', 'init'):
+        path = getattr(args, name)
+        if path is not None and not path.is_file():
+            raise ValueError(f'--{name} checkpoint {path} does not exist')
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f'--threads must be at least 1, got {args.threads}')
+        torch.set_num_threads(args.threads)
+    config = TrainConfig(
+        tracker=args.tracker, data=tuple(args.data), out=args.out, epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size, lr=args.lr,
+        optimizer=args.optimizer, schedule=args.schedule, device=args.device,
+        workers=args.workers, seed=args.seed, resume=args.resume, init=args.init,
+        amp=args.amp, progress=not args.no_progress, synth_cache=args.synth_cache)
+    metadata = run_training(config)
+    print(json.dumps({'checkpoint': str(args.out / 'last.pth'),
+                      'final_loss': metadata['final_loss'],
+                      'steps': metadata['steps_done']}))
+    return 0

@@ -1,0 +1,111 @@
+"""Building the tracker to train, and its checkpoints (the core's project format) during training.
+
+The weights go through ``core.checkpoints`` (project format with metadata). What only training
+needs to resume (optimiser state, epoch, loss history) goes to a sidecar file next to it,
+``<name>.state.pth``, so that the checkpoint itself stays a plain tracker weights file.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from siam_tracking_ros.core.checkpoints import (load_state_dict_strict, read_checkpoint,
+                                                save_checkpoint)
+from siam_tracking_ros.core.registry import build_tracker
+
+STATE_SUFFIX = '.state.pth'
+
+
+def reset_parameters(model: nn.Module, he_normal_convs: bool = False) -> None:
+    """Fresh weights for training from scratch: every layer's own default initialisation (BN
+    running statistics cleared too), or He-normal convs (fan-out, siamfc-pytorch's choice)."""
+    for module in model.modules():
+        if he_normal_convs and isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode='fan_out', nonlinearity='relu')
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif hasattr(module, 'reset_parameters'):
+            module.reset_parameters()
+
+
+def load_initial_weights(model: nn.Module, path: Path, new_prefixes: tuple[str, ...] = ()) -> dict:
+    """Load ``path`` strictly, except that parameters under ``new_prefixes`` (modules the
+    training adds on top of a base network, e.g. CLNet's ``clnet.``) may be absent from it."""
+    state_dict, metadata = read_checkpoint(path)
+    own = model.state_dict()
+    for key, value in own.items():
+        if key.startswith(new_prefixes) and key not in state_dict:
+            state_dict[key] = value
+    load_state_dict_strict(model, state_dict, f"initial weights '{path}'")
+    return metadata
+
+
+def training_tracker(name: str, device: str, init: Path | None,
+                     new_prefixes: tuple[str, ...] = (), he_normal_convs: bool = False):
+    """The registered tracker ``name`` with fresh weights, or with ``init``'s weights."""
+    with warnings.catch_warnings():
+        # A tracker without shipped weights warns that it is untrained: here that is the point.
+        warnings.simplefilter('ignore')
+        tracker = build_tracker(name, device=device)
+    model = tracker.model.float()
+    reset_parameters(model, he_normal_convs)
+    if init is not None:
+        metadata = load_initial_weights(model, Path(init), new_prefixes)
+        tracker.colour_order = metadata.get('colour_order') or tracker.default_colour_order
+    return tracker
+
+
+def state_path(checkpoint: Path) -> Path:
+    return Path(checkpoint).with_suffix(STATE_SUFFIX)
+
+
+def save_training_checkpoint(path: Path, tracker, metadata: dict, optimizer: torch.optim.Optimizer,
+                             epoch: int, history: list[dict]) -> Path:
+    """Write the weights (project format, with ``metadata`` as its training record) and the
+    resume state beside them."""
+    save_checkpoint(path, tracker.name, tracker.model, tracker.config, metadata,
+                    colour_order=tracker.colour_order)
+    torch.save({'optimizer': optimizer.state_dict(), 'epoch': epoch, 'history': history},
+               state_path(path))
+    return Path(path)
+
+
+def load_training_state(path: Path, tracker, optimizer: torch.optim.Optimizer) -> dict:
+    """Restore weights and optimiser from a run's checkpoint; returns epoch and history."""
+    state_file = state_path(path)
+    if not state_file.is_file():
+        raise ValueError(f"cannot resume from '{path}': its training state '{state_file}' is "
+                         'missing (use --init to start a new run from these weights)')
+    state_dict, _ = read_checkpoint(path, tracker.device)
+    load_state_dict_strict(tracker.model, state_dict, f"checkpoint '{path}'", tracker.name)
+    state = torch.load(state_file, map_location=tracker.device, weights_only=True)
+    optimizer.load_state_dict(state['optimizer'])
+    return {'epoch': int(state['epoch']), 'history': list(state['history'])}
+
+
+def export_weights(checkpoint: Path, out: Path, half: bool = True) -> Path:
+    """Copy a training checkpoint to a shippable weights file (fp16 storage by default; loading
+    casts back to the model's dtype). The metadata is kept."""
+    state_dict, metadata = read_checkpoint(checkpoint)
+    if half:
+        state_dict = {key: value.half() if value.is_floating_point() else value
+                      for key, value in state_dict.items()}
+    holder = _StateHolder(state_dict)
+    return save_checkpoint(out, metadata['tracker'], holder, metadata.get('config', {}),
+                           metadata.get('training', {}), metadata.get('colour_order', 'BGR'))
+
+
+class _StateHolder(nn.Module):
+    """A module whose ``state_dict`` is a given mapping (for re-saving a read checkpoint)."""
+
+    def __init__(self, state_dict: dict[str, torch.Tensor]):
+        super().__init__()
+        self._held = copy.copy(state_dict)
+
+    def state_dict(self, *args, **kwargs):  # noqa: D102 - same contract as nn.Module's
+        return dict(self._held)

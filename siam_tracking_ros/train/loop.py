@@ -1,0 +1,232 @@
+"""The training loop shared by every recipe: data, optimiser, schedule, logs, checkpoints."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from siam_tracking_ros.train.checkpointing import (load_training_state, save_training_checkpoint,
+                                                   training_tracker)
+from siam_tracking_ros.train.dataset import EpochSampler, PairDataset
+from siam_tracking_ros.train.pairs import PairSampler
+from siam_tracking_ros.train.recipes import TrainingRecipe, recipe_for
+from siam_tracking_ros.train.sources import load_tracks
+
+OPTIMIZERS = ('sgd', 'adam')
+SCHEDULES = ('cosine', 'exponential')
+LOG_FILE = 'log.csv'
+CURVE_FILE = 'loss.png'
+LAST_CHECKPOINT = 'last.pth'
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run. ``lr`` etc. left as None take the recipe's defaults."""
+
+    tracker: str
+    data: tuple[str, ...]
+    out: Path
+    epochs: int = 10
+    steps_per_epoch: int = 100
+    batch_size: int = 16
+    lr: float | None = None
+    optimizer: str | None = None
+    schedule: str | None = None
+    device: str = 'auto'
+    workers: int = 0
+    seed: int = 0
+    resume: Path | None = None
+    init: Path | None = None
+    amp: bool = False
+    cache_bytes: int = 1 << 30
+    progress: bool = True
+    synth_cache: Path | None = None
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.steps_per_epoch < 1 or self.batch_size < 1:
+            raise ValueError('epochs, steps_per_epoch and batch_size must all be positive, got '
+                             f'{self.epochs}, {self.steps_per_epoch}, {self.batch_size}')
+        if not self.data:
+            raise ValueError('no training data given (--data PATH ... or synth:N)')
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f'lr must be positive, got {self.lr}')
+        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer '{self.optimizer}'; use one of {OPTIMIZERS}")
+        if self.schedule is not None and self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule '{self.schedule}'; use one of {SCHEDULES}")
+        if self.workers < 0:
+            raise ValueError(f'workers must be >= 0, got {self.workers}')
+
+
+def learning_rate(step: int, total_steps: int, base_lr: float, warmup_steps: int,
+                  final_ratio: float, schedule: str) -> float:
+    """Linear warm-up from base_lr * final_ratio, then cosine or exponential decay to it."""
+    low = base_lr * final_ratio
+    if step < warmup_steps:
+        return low + (base_lr - low) * step / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    progress = min(max(progress, 0.0), 1.0)
+    if schedule == 'cosine':
+        return low + 0.5 * (base_lr - low) * (1.0 + math.cos(math.pi * progress))
+    return base_lr * final_ratio ** progress
+
+
+def make_optimizer(name: str, parameters, lr: float, recipe: TrainingRecipe):
+    if name == 'adam':
+        return torch.optim.Adam(parameters, lr=lr, weight_decay=recipe.optimiser.weight_decay)
+    return torch.optim.SGD(parameters, lr=lr, momentum=recipe.optimiser.momentum,
+                           weight_decay=recipe.optimiser.weight_decay)
+
+
+class TrainingLog:
+    """Per-step CSV log and the loss-curve plot in the output folder."""
+
+    def __init__(self, out: Path, append: bool):
+        self.path = out / LOG_FILE
+        self.curve_path = out / CURVE_FILE
+        self.fields: list[str] | None = None
+        if append and self.path.is_file():
+            with self.path.open() as handle:
+                self.fields = next(csv.reader(handle), None)
+        elif self.path.exists():
+            self.path.unlink()
+
+    def write(self, row: dict[str, float]) -> None:
+        if self.fields is None:
+            self.fields = list(row)
+            with self.path.open('w', newline='') as handle:
+                csv.writer(handle).writerow(self.fields)
+        with self.path.open('a', newline='') as handle:
+            csv.writer(handle).writerow([f'{row.get(name, float("nan")):.6g}'
+                                         for name in self.fields])
+
+    def rows(self) -> list[dict[str, float]]:
+        if not self.path.is_file():
+            return []
+        with self.path.open() as handle:
+            return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+    def plot(self) -> None:
+        import matplotlib
+        matplotlib.use('Agg')
+        from matplotlib import pyplot as plt
+
+        rows = self.rows()
+        if not rows:
+            return
+        steps = np.array([r['step'] for r in rows])
+        figure, axis = plt.subplots(figsize=(7, 4))
+        for name in rows[0]:
+            if name == 'loss' or name.startswith('loss_'):
+                values = np.array([r[name] for r in rows])
+                window = max(1, len(values) // 50)
+                smooth = np.convolve(values, np.ones(window) / window, mode='valid')
+                axis.plot(steps[window - 1:], smooth, label=name)
+        axis.set_xlabel('step')
+        axis.set_ylabel('loss (moving average)')
+        axis.set_yscale('log')
+        axis.grid(True, alpha=0.3)
+        axis.legend()
+        figure.tight_layout()
+        figure.savefig(self.curve_path, dpi=100)
+        plt.close(figure)
+
+
+def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {name: value.to(device, non_blocking=True) for name, value in batch.items()}
+
+
+def run_training(config: TrainConfig, recipe: TrainingRecipe | None = None) -> dict:
+    """Train ``config.tracker`` and return the final metadata (also stored in the checkpoint).
+
+    ``recipe``: the training rules; by default the one registered for ``config.tracker``.
+    """
+    torch.manual_seed(config.seed)
+    recipe = recipe or recipe_for(config.tracker)
+    if recipe.needs_init and config.init is None:
+        raise ValueError(f'{config.tracker} trains modules on top of a trained base network: '
+                         'give the base weights with --init')
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tracks = []
+    for spec in config.data:
+        tracks.extend(load_tracks(spec, config.synth_cache or out / 'synth'))
+    sampler = PairSampler(tracks, recipe.sampling)
+    tracker = training_tracker(config.tracker, config.device, config.init, recipe.new_prefixes,
+                               recipe.he_normal_convs)
+    parameters = recipe.prepare(tracker)
+    base_lr = config.lr or recipe.optimiser.lr
+    optimizer = make_optimizer(config.optimizer or recipe.optimiser.optimizer, parameters,
+                               base_lr, recipe)
+    schedule = config.schedule or recipe.optimiser.schedule
+    start_epoch, history = 0, []
+    if config.resume is not None:
+        state = load_training_state(config.resume, tracker, optimizer)
+        start_epoch, history = state['epoch'], state['history']
+    dataset = PairDataset(sampler, recipe, config.steps_per_epoch, config.batch_size,
+                          config.seed, config.cache_bytes)
+    log = TrainingLog(out, append=config.resume is not None)
+    total_steps = config.epochs * config.steps_per_epoch
+    warmup = int(recipe.optimiser.warmup_fraction * total_steps)
+    metadata = {
+        'tracker': config.tracker, 'data': list(config.data), 'tracks': sampler.summary(),
+        'epochs': config.epochs, 'steps_per_epoch': config.steps_per_epoch,
+        'batch_size': config.batch_size, 'lr': base_lr, 'schedule': schedule,
+        'seed': config.seed, 'init': str(config.init) if config.init else None,
+        'recipe': recipe.describe(), 'tracker_config': asdict(tracker.config),
+    }
+    scaler = torch.amp.GradScaler(enabled=config.amp and tracker.device.type == 'cuda')
+    epoch_sampler = EpochSampler(dataset)
+    loader = DataLoader(dataset, batch_size=config.batch_size, sampler=epoch_sampler,
+                        num_workers=config.workers, drop_last=True,
+                        pin_memory=tracker.device.type == 'cuda',
+                        persistent_workers=config.workers > 0)
+    for epoch in range(start_epoch, config.epochs):
+        epoch_sampler.set_epoch(epoch)
+        started = time.monotonic()
+        losses = []
+        bar = tqdm(loader, desc=f'epoch {epoch + 1}/{config.epochs}', disable=not config.progress,
+                   leave=False)
+        for step_in_epoch, batch in enumerate(bar):
+            step = epoch * config.steps_per_epoch + step_in_epoch
+            lr = learning_rate(step, total_steps, base_lr, warmup,
+                               recipe.optimiser.final_lr_ratio, schedule)
+            for group in optimizer.param_groups:
+                group['lr'] = lr
+            with torch.autocast(tracker.device.type, dtype=torch.bfloat16,
+                                enabled=config.amp and tracker.device.type == 'cuda'):
+                loss, parts = recipe.loss(tracker, _to_device(batch, tracker.device))
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f'loss became {float(loss)} at step {step}; lower --lr')
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(parameters, recipe.optimiser.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            losses.append(float(loss.detach()))
+            log.write({'step': step, 'epoch': epoch, 'lr': lr, 'loss': losses[-1],
+                       **{f'loss_{k}': v for k, v in parts.items()}})
+            bar.set_postfix(loss=f'{np.mean(losses[-20:]):.4f}', lr=f'{lr:.2e}')
+        history.append({'epoch': epoch + 1, 'mean_loss': float(np.mean(losses)),
+                        'seconds': round(time.monotonic() - started, 1)})
+        print(json.dumps(history[-1]), flush=True)
+        metadata.update({'epochs_done': epoch + 1, 'steps_done': (epoch + 1) *
+                         config.steps_per_epoch, 'history': history,
+                         'final_loss': history[-1]['mean_loss'],
+                         'date': datetime.datetime.now(datetime.timezone.utc).isoformat(
+                             timespec='seconds')})
+        save_training_checkpoint(out / LAST_CHECKPOINT, tracker, metadata, optimizer, epoch + 1,
+                                 history)
+        log.plot()
+    return metadata

@@ -1,0 +1,189 @@
+"""The online classifier on synthetic feature maps with a target and a look-alike distractor."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from siam_tracking_ros.core.online.classifier import (
+    FrameState, OnlineClassifier, OnlineClassifierConfig, gaussian_labels)
+
+CHANNELS, SIZE = 8, 15
+CENTRE = (SIZE - 1) // 2
+
+
+class Scene:
+    """Feature maps with a 3x3 target pattern and a distractor that correlates more with it."""
+
+    def __init__(self, seed: int = 0):
+        self.generator = torch.Generator().manual_seed(seed)
+        self.target = torch.rand(CHANNELS, generator=self.generator) + 0.5
+        other = torch.randn(CHANNELS, generator=self.generator)
+        other -= (other @ self.target) / (self.target @ self.target) * self.target
+        other *= 0.8 * self.target.norm() / other.norm()
+        # Stronger along the target direction, plus a component the target lacks.
+        self.distractor = 1.3 * self.target + other
+
+    def sample(self, target_xy, distractor_xy) -> torch.Tensor:
+        features = 0.05 * torch.randn(CHANNELS, SIZE, SIZE, generator=self.generator).abs()
+        for vector, (x, y) in ((self.target, target_xy), (self.distractor, distractor_xy)):
+            features[:, y - 1:y + 2, x - 1:x + 2] += vector[:, None, None]
+        return features
+
+    def training_set(self, count: int):
+        samples, offsets = [], []
+        for _ in range(count):
+            dx, dy = (int(v) for v in torch.randint(-2, 3, (2,), generator=self.generator))
+            target = (CENTRE + dx, CENTRE + dy)
+            distractor = ((target[0] + 6) % (SIZE - 4) + 2, (target[1] + 5) % (SIZE - 4) + 2)
+            samples.append(self.sample(target, distractor))
+            offsets.append((float(dx), float(dy)))
+        return torch.stack(samples), torch.tensor(offsets)
+
+
+def _peak_near(scores: torch.Tensor, feature_xy) -> float:
+    # With the even 4x4 kernel, feature cell i sits between score cells i and i + 1.
+    x, y = feature_xy
+    return float(scores[y:y + 2, x:x + 2].max())
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    scene = Scene()
+    features, offsets = scene.training_set(20)
+    classifier = OnlineClassifier(CHANNELS, OnlineClassifierConfig())
+    losses = classifier.initialise(features, offsets, (3.0, 3.0), dropout_copies=0)
+    return scene, classifier, losses
+
+
+def test_first_frame_fit_lowers_the_loss(fitted):
+    _, _, losses = fitted
+    assert len(losses) == OnlineClassifierConfig().init_gn_iter + 1
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_classifier_ranks_target_above_distractor_where_cross_correlation_does_not(fitted):
+    scene, classifier, _ = fitted
+    target_xy, distractor_xy = (5, 9), (11, 4)
+    test = scene.sample(target_xy, distractor_xy)[None]
+    _, scores = classifier.classify(test)
+    assert scores.shape == (1, SIZE + 1, SIZE + 1)
+    assert _peak_near(scores[0], target_xy) > 2.0 * _peak_near(scores[0], distractor_xy)
+    x, y = target_xy
+    template = test[:, :, y - 1:y + 2, x - 1:x + 2]
+    correlation = F.conv2d(test, template, padding=1)[0, 0]
+    assert correlation[distractor_xy[1], distractor_xy[0]] > correlation[y, x]
+
+
+def test_labels_are_gaussians_peaking_at_the_offset():
+    labels = gaussian_labels(9, torch.tensor([[0.0, 0.0], [2.0, -1.0]]), sigma=1.0)
+    assert labels.shape == (2, 9, 9)
+    assert float(labels[0, 4, 4]) == pytest.approx(1.0)
+    assert float(labels[1, 3, 6]) == pytest.approx(1.0)
+    assert float(labels[1, 3, 7]) == pytest.approx(torch.exp(torch.tensor(-0.5)).item())
+
+
+def _classifier_with_memory(config: OnlineClassifierConfig) -> OnlineClassifier:
+    scene = Scene(seed=1)
+    features, offsets = scene.training_set(4)
+    classifier = OnlineClassifier(CHANNELS, config)
+    classifier.initialise(features, offsets, (3.0, 3.0), dropout_copies=2)
+    return classifier
+
+
+def _map_with_peaks(peak: float, second: float) -> torch.Tensor:
+    scores = torch.zeros(SIZE + 1, SIZE + 1)
+    scores[8, 8] = peak
+    scores[1, 1] = second
+    return scores
+
+
+@pytest.mark.parametrize("peak, second, state", [
+    (0.2, 0.0, FrameState.NOT_FOUND),
+    (0.9, 0.75, FrameState.DISTRACTOR),
+    (0.9, 0.6, FrameState.HARD_NEGATIVE),
+    (0.9, 0.4, FrameState.NORMAL),
+])
+def test_analysis_thresholds(peak, second, state):
+    classifier = OnlineClassifier(CHANNELS)
+    analysis = classifier.analyse(_map_with_peaks(peak, second), (2.0, 2.0))
+    assert analysis.state is state
+    assert analysis.peak_score == pytest.approx(peak)
+    assert analysis.peak_offset == (0.5, 0.5)
+
+
+def test_second_peak_inside_the_target_neighbourhood_is_not_a_distractor():
+    scores = torch.zeros(SIZE + 1, SIZE + 1)
+    scores[8, 8], scores[8, 9] = 0.9, 0.85
+    analysis = OnlineClassifier(CHANNELS).analyse(scores, (2.0, 2.0))
+    assert analysis.state is FrameState.NORMAL
+
+
+def test_update_schedule_memory_and_learning_rates():
+    config = OnlineClassifierConfig(update_interval=3, init_gn_iter=1, init_cg_iter=5)
+    classifier = _classifier_with_memory(config)
+    assert len(classifier.memory) == 6 and classifier.memory.num_initial == 6
+    sample = classifier.memory.features[:1]
+    normal = classifier.analyse(_map_with_peaks(0.9, 0.1), (3.0, 3.0))
+    absent = classifier.analyse(_map_with_peaks(0.1, 0.0), (3.0, 3.0))
+    distractor = classifier.analyse(_map_with_peaks(0.9, 0.85), (3.0, 3.0))
+    hard = classifier.analyse(_map_with_peaks(0.9, 0.6), (3.0, 3.0))
+
+    assert classifier.update(sample, normal, (0.0, 0.0), (3.0, 3.0)) is False
+    assert len(classifier.memory) == 7
+    assert float(classifier.memory.weights[-1]) == pytest.approx(config.learning_rate)
+    before = classifier.filter_weight.clone()
+    assert classifier.update(sample, absent, (0.0, 0.0), (3.0, 3.0)) is False
+    assert len(classifier.memory) == 7
+    # Third frame: periodic filter optimisation even though the frame is left out.
+    assert classifier.update(sample, distractor, (0.0, 0.0), (3.0, 3.0)) is True
+    assert len(classifier.memory) == 7
+    assert not torch.equal(before, classifier.filter_weight)
+    # A hard negative is stored with the doubled rate and triggers an optimisation at once.
+    assert classifier.update(sample, hard, (0.0, 0.0), (3.0, 3.0)) is True
+    assert len(classifier.memory) == 8
+    weights = classifier.memory.weights
+    hard_rate, rate = config.hard_negative_learning_rate, config.learning_rate
+    assert float(weights[-1] / weights[-2]) == pytest.approx(hard_rate / (rate * (1 - hard_rate)))
+
+
+def test_filter_update_lowers_the_memory_loss():
+    classifier = _classifier_with_memory(OnlineClassifierConfig(init_gn_iter=1, init_cg_iter=2))
+    losses = classifier.optimise_filter(10)
+    assert losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("pipeline", ["cmp", "att_cmp"])
+def test_ablation_pipelines_fit(pipeline):
+    config = OnlineClassifierConfig(pipeline=pipeline, init_gn_iter=2, init_cg_iter=20)
+    classifier = _classifier_with_memory(config)
+    embedded, scores = classifier.classify(torch.rand(2, CHANNELS, SIZE, SIZE))
+    assert embedded.shape == (2, config.compressed_channels, SIZE, SIZE)
+    assert scores.shape == (2, SIZE + 1, SIZE + 1)
+
+
+def test_bad_inputs_are_rejected():
+    with pytest.raises(ValueError, match="pipeline"):
+        OnlineClassifierConfig(pipeline="attention_first")
+    with pytest.raises(ValueError, match="init_cg_iter"):
+        OnlineClassifierConfig(init_gn_iter=6, init_cg_iter=3)
+    classifier = OnlineClassifier(CHANNELS)
+    with pytest.raises(RuntimeError, match="before initialise"):
+        classifier.classify(torch.zeros(1, CHANNELS, SIZE, SIZE))
+    with pytest.raises(ValueError, match="B x 8 x H x W"):
+        classifier.initialise(torch.zeros(1, 3, SIZE, SIZE), torch.zeros(1, 2), (3.0, 3.0))
+    with pytest.raises(ValueError, match="target_offsets"):
+        classifier.initialise(torch.zeros(2, CHANNELS, SIZE, SIZE), torch.zeros(1, 2), (3.0, 3.0))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_classifier_runs_on_cuda():
+    scene = Scene()
+    features, offsets = scene.training_set(6)
+    classifier = OnlineClassifier(CHANNELS, OnlineClassifierConfig(init_gn_iter=2, init_cg_iter=10),
+                                  device="cuda")
+    classifier.initialise(features, offsets, (3.0, 3.0), dropout_copies=2)
+    embedded, scores = classifier.classify(features[:1].cuda())
+    assert scores.is_cuda and classifier.memory.features.is_cuda
+    analysis = classifier.analyse(scores[0], (3.0, 3.0))
+    classifier.update(embedded, analysis, analysis.peak_offset, (3.0, 3.0))
+    assert classifier.optimise_filter(3)[-1] >= 0

@@ -1,0 +1,47 @@
+"""Output messages built from a tracked frame."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+pytest.importorskip('vision_msgs.msg', reason='vision_msgs is not built: run `make setup`')
+
+from std_msgs.msg import Header  # noqa: E402
+
+from siam_tracking_ros.ros.engine import NodeState, Target, TargetUpdate  # noqa: E402
+from siam_tracking_ros.ros.messages import (debug_image_message, detections_message,  # noqa: E402
+                                            status_message)
+
+
+def update(state, box=(10.0, 20.0, 30.0, 40.0)):
+    header = Header(frame_id='cam')
+    header.stamp.sec, header.stamp.nanosec = 5, 7
+    frame = SimpleNamespace(header=header, image=lambda: np.zeros((60, 80, 3), np.uint8))
+    return TargetUpdate(frame, state, 0.75, None if box is None else np.array(box),
+                        Target('id7', 'car') if state != NodeState.IDLE else None)
+
+
+def test_tracking_update_gives_one_detection_with_the_box_centre():
+    message = detections_message(update(NodeState.TRACKING))
+    assert message.header.stamp.nanosec == 7 and message.header.frame_id == 'cam'
+    (detection,) = message.detections
+    assert (detection.bbox.center.position.x, detection.bbox.center.position.y) == (25.0, 40.0)
+    assert (detection.bbox.size_x, detection.bbox.size_y) == (30.0, 40.0)
+    assert detection.id == 'id7' and detection.results[0].hypothesis.class_id == 'car'
+    assert detection.results[0].hypothesis.score == 0.75
+
+
+@pytest.mark.parametrize('state', [NodeState.LOST, NodeState.IDLE])
+def test_lost_or_idle_gives_an_empty_array(state):
+    assert detections_message(update(state)).detections == []
+
+
+def test_status_and_debug_image():
+    status = status_message(update(NodeState.LOST), 'siamfc_alexnet', 'cpu', 12.0, 33.0, 4)
+    assert (status.state, status.target_id, status.label, status.frames_skipped) == (2, 'id7',
+                                                                                     'car', 4)
+    image = debug_image_message(update(NodeState.TRACKING))
+    assert (image.encoding, image.width, image.height, image.step) == ('bgr8', 80, 60, 240)
+    pixels = np.frombuffer(image.data, np.uint8).reshape(60, 80, 3)
+    assert tuple(pixels[45, 40]) == (0, 220, 0)  # right edge of the box, TRACKING colour
