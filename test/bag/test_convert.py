@@ -19,7 +19,7 @@ from siam_tracking_ros.core import boxes
 from siam_tracking_ros.eval import datasets
 from siam_tracking_ros.ros.frames import stamp_to_ns
 
-from conftest import write_plain_sequence
+from bag_sequences import write_plain_sequence
 
 START_NS = 1_700_000_000_123_456_789
 

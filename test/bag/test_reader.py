@@ -88,7 +88,7 @@ def test_missing_bag(tmp_path):
 
 
 def test_convert_cli_refuses_short_ground_truth(tmp_path, capsys):
-    from conftest import write_plain_sequence
+    from bag_sequences import write_plain_sequence
     write_plain_sequence(tmp_path / 'data', 'short', 4, truth_lines=2)
     code = _run_cli(['convert', str(tmp_path / 'data'), str(tmp_path / 'bags')])
     assert code == cmd_bag.EXIT_FAILURE

@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -55,9 +56,11 @@ def isolated_ros_domain():
 
 @pytest.fixture(scope='module')
 def weights(tmp_path_factory) -> Path:
-    """Seeded random weights in the project format, given to both the node and offline eval."""
+    """One weights file in the project format, given to both the node and offline eval (the
+    shipped weights where they exist, else seeded random ones)."""
     torch.manual_seed(3)
-    with pytest.warns(UserWarning, match='randomly initialised'):
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', UserWarning)
         tracker = build_tracker(TRACKER, device='cpu')
     return save_checkpoint(tmp_path_factory.mktemp('weights') / f'{TRACKER}.pth', TRACKER,
                            tracker.model, default_config(TRACKER), {'data': 'random init (test)'})
@@ -222,7 +225,7 @@ def test_node_that_never_answers(synthetic_dataset, tmp_path, capsys):
     try:
         code = cmd_bag.run(_parse(['eval', '--dataset', str(synthetic_dataset), '--trackers',
                                    TRACKER, '--out', str(tmp_path / 'out'), '--attach', namespace,
-                                   '--connect-timeout', '15', '--max-frames', '4']))
+                                   '--connect-timeout', '8', '--max-frames', '4']))
     finally:
         silent.kill()
         silent.wait()
@@ -243,3 +246,16 @@ def test_failing_node_is_reported_and_stopped(synthetic_dataset, tmp_path, capsy
     assert err.startswith('error: ') and 'within 20 s' in err
     assert "could not load tracker 'no_such_tracker'" in err
     assert not _node_processes_with(f'{evaluate.EVAL_NAMESPACE}/no_such_tracker') - before
+
+
+def test_record_writes_bag_and_csv(tmp_path):
+    out = tmp_path / 'recording'
+    assert cmd_bag.run(_parse(['record', '--namespace', '/quiet_here', '--out', str(out),
+                               '--duration', '1', '--storage', 'sqlite3'])) == 0
+    from rosbags.rosbag2 import Reader
+    with Reader(out / 'record') as bag:
+        assert sorted(c.topic for c in bag.connections) == ['/quiet_here/detections',
+                                                            '/quiet_here/status']
+    assert (out / 'detections.csv').read_text().startswith('stamp_ns,receipt_ns,x,y,w,h,score')
+    assert cmd_bag.run(_parse(['record', '--namespace', '/quiet_here', '--out', str(out),
+                               '--duration', '1'])) == cmd_bag.EXIT_FAILURE

@@ -43,11 +43,28 @@ def test_unknown_override_raises():
         registry.build_tracker('siamfc_alexnet', device='cpu', window_inflence=0.2)
 
 
-def test_overrides_are_applied_and_missing_weights_warn():
-    with pytest.warns(UserWarning, match='randomly initialised'):
+def test_overrides_are_applied():
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', UserWarning)
         tracker = registry.build_tracker('siamfc_alexnet', device='cpu', window_influence=0.3)
     assert isinstance(tracker, SiamFCTracker)
     assert tracker.config.window_influence == 0.3
+    assert tracker.name == 'siamfc_alexnet'
+
+
+def test_tracker_without_shipped_weights_warns_it_is_random():
+    # ResNet-50 weights are too large to ship: users bring pysot's file.
+    assert registry.shipped_weights('siamrpn_r50_l234') is None
+    with pytest.warns(UserWarning, match='randomly initialised'):
+        registry.build_tracker('siamrpn_r50_l234', device='cpu')
+
+
+def test_shipped_weights_load_by_default_without_warning():
+    if registry.shipped_weights('siamfc_alexnet') is None:
+        pytest.skip('no siamfc_alexnet weights ship in siam_tracking_ros/data/weights')
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', UserWarning)
+        tracker = registry.build_tracker('siamfc_alexnet', device='cpu')
     assert tracker.name == 'siamfc_alexnet'
 
 

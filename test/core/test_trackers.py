@@ -233,3 +233,16 @@ def test_rpn_anchor_labels_and_geometry():
     assert negative[:, 0, 0].all() and not positive[:, 0, 0].any()
     np.testing.assert_allclose(tracker.score_position_to_image(10, 11, geometry),
                                square_center(40, 50) + [8 * 32 / 127, 0])
+
+
+@pytest.mark.parametrize('bad_value', [np.nan, np.inf])
+def test_non_finite_proposal_keeps_box_and_reports_lost(siamfc, bad_value):
+    from siam_tracking_ros.core.trackers.base import Localisation
+    siamfc.init(frame_with_square(40, 50), (40, 50, SQUARE, SQUARE))
+    box_before = siamfc.box.copy()
+    proposal = Localisation(center=np.array([bad_value, 60.0]), size=np.array([16.0, 16.0]),
+                            score=0.9)
+    result = siamfc.commit(proposal)
+    assert result.state is TrackState.LOST and result.score == 0.0
+    np.testing.assert_allclose(result.box, box_before)
+    assert np.all(np.isfinite(siamfc.center)) and np.all(np.isfinite(siamfc.size))

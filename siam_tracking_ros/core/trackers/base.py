@@ -358,6 +358,11 @@ class SiameseTracker(abc.ABC):
         TRACKING (scores in between move the box but keep the widened search).
         """
         score = float(localisation.score)
+        if not _is_finite_proposal(localisation):
+            # A network can emit NaN/inf (e.g. exp() of a diverged size regression): such a frame
+            # carries no position, so the box stays where it was and the target counts as lost.
+            self.state = TrackState.LOST
+            return TrackResult(box=self.box, score=0.0, state=self.state)
         if score >= self.config.lost_threshold:
             self.center, self.size = self.clip_to_image(localisation.center, localisation.size)
         self.state = next_track_state(self.state, score, self.config.lost_threshold,
@@ -377,6 +382,11 @@ class SiameseTracker(abc.ABC):
         self.template_features = features
 
 
+def _is_finite_proposal(localisation: Localisation) -> bool:
+    return bool(np.isfinite(localisation.score) and np.all(np.isfinite(localisation.center))
+                and np.all(np.isfinite(localisation.size)))
+
+
 def next_track_state(state: TrackState, score: float, lost_threshold: float,
                      recover_threshold: float) -> TrackState:
     """LOST when ``score < lost_threshold``; back to TRACKING from LOST when above recover."""
@@ -385,7 +395,6 @@ def next_track_state(state: TrackState, score: float, lost_threshold: float,
     if state is TrackState.LOST and score <= recover_threshold:
         return TrackState.LOST
     return TrackState.TRACKING
-
 
 
 def check_common_config(config: TrackerConfig, stride: int) -> None:

@@ -1,0 +1,1 @@
+"""Rosbag replay evaluation of the tracker node: convert, replay, record, score, report."""
