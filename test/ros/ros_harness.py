@@ -189,8 +189,9 @@ class NodeLink:
                           SetParameters.Request(parameters=parameters), timeout=120.0)
         return reply.results
 
-    def lifecycle_state(self) -> str:
-        return self.call(GetState, 'tracker_node/get_state', GetState.Request()).current_state.label
+    def lifecycle_state(self, timeout: float = CALL_TIMEOUT_S) -> str:
+        reply = self.call(GetState, 'tracker_node/get_state', GetState.Request(), timeout=timeout)
+        return reply.current_state.label
 
     def change_state(self, label: str) -> bool:
         request = ChangeState.Request()
@@ -202,7 +203,11 @@ class NodeLink:
         client = self.service(GetState, 'tracker_node/get_state')
         while time.monotonic() < deadline:
             assert self.process.alive(), f'tracker_node exited during start:\n{self.process.log()}'
-            if client.wait_for_service(timeout_sec=0.5) and self.lifecycle_state() == 'active':
+            # While the node configures itself (torch import, model load) on a busy machine its
+            # lifecycle services answer late: the whole start budget applies, not one call's.
+            remaining = max(1.0, deadline - time.monotonic())
+            if (client.wait_for_service(timeout_sec=0.5)
+                    and self.lifecycle_state(timeout=remaining) == 'active'):
                 return
         raise AssertionError(f'tracker_node did not become active:\n{self.process.log()}')
 
