@@ -1,7 +1,7 @@
 """One tracker_node for a drone camera (profile config/uav.yaml).
 
 ros2 launch siam_tracking_ros uav_tracker.launch.py image:=/camera/image_raw \
-    tracker:=siamrpn_alexnet
+    tracker:=siamfc_alexnet
 """
 
 import os

@@ -26,7 +26,7 @@ class ParameterSpec:
 PARAMETERS: dict[str, ParameterSpec] = {
     'autostart': ParameterSpec(True, 'configure and activate at start (plain `ros2 run` works)',
                                read_only=True),
-    'tracker': ParameterSpec('siamrpn_alexnet', 'registry name of the tracker'),
+    'tracker': ParameterSpec('siamfc_alexnet', 'registry name of the tracker'),
     'weights': ParameterSpec('', 'checkpoint path; empty uses the weights the package ships'),
     'device': ParameterSpec('auto', "'auto', 'cpu', 'cuda' or 'cuda:N'"),
     'half': ParameterSpec(False, 'fp16 inference on CUDA (ignored on CPU)'),
