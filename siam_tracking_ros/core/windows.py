@@ -30,9 +30,10 @@ def change(ratio):
     return np.maximum(ratio, 1.0 / ratio)
 
 
-def padded_side(width, height):
-    """``sqrt((w + p)(h + p))`` with ``p = (w + h) / 2`` (context 0.5), pysot's ``sz``."""
-    pad = (width + height) * 0.5
+def padded_side(width, height, context_amount: float = 0.5):
+    """``sqrt((w + p)(h + p))`` with ``p = context_amount * (w + h)``: pysot's ``sz``, the side of
+    the exemplar's context square (unrounded). Works on floats, arrays and tensors."""
+    pad = (width + height) * context_amount
     return ((width + pad) * (height + pad)) ** 0.5
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from siam_tracking_ros.core import boxes
 from siam_tracking_ros.core.crop import crop_and_resize_reference, square_corners
+from siam_tracking_ros.core.windows import padded_side
 
 
 @dataclass(frozen=True)
@@ -57,10 +58,8 @@ class CropPair:
 
 
 def exemplar_side(size_wh: np.ndarray, context_amount: float) -> float:
-    """The tracker's context square side ``sqrt((w + p)(h + p))`` with ``p = context (w + h)``."""
-    w, h = float(size_wh[0]), float(size_wh[1])
-    context = context_amount * (w + h)
-    return float(np.sqrt((w + context) * (h + context)))
+    """The tracker's context square side for a ``(w, h)`` target (``windows.padded_side``)."""
+    return float(padded_side(float(size_wh[0]), float(size_wh[1]), context_amount))
 
 
 def _uniform(rng: np.random.Generator, amount: float) -> float:

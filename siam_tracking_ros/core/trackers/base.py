@@ -18,6 +18,7 @@ from torch import nn
 from siam_tracking_ros.core import boxes
 from siam_tracking_ros.core.crop import crop_and_resize
 from siam_tracking_ros.core.device import resolve_device, resolve_dtype
+from siam_tracking_ros.core.windows import padded_side
 
 
 class TrackState(enum.Enum):
@@ -292,8 +293,7 @@ class SiameseTracker(abc.ABC):
     def template_side(self, size) -> float:
         """Exemplar context side ``sqrt((w + p)(h + p))``, ``p = context * (w + h)`` (unrounded)."""
         w, h = size
-        context = self.config.context_amount * (w + h)
-        return float(np.sqrt((w + context) * (h + context)))
+        return float(padded_side(float(w), float(h), self.config.context_amount))
 
     # ------------------------------------------------------------------ hooks
     def validate_config(self, config: TrackerConfig) -> None:
