@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from siam_tracking_ros.train.loop import OPTIMIZERS, SCHEDULES, TrainConfig, run_training
+from siam_tracking_ros.train.recipes import trainable_trackers
 
 DESCRIPTION = """Train a tracker with the project's pipeline.
 
@@ -23,8 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = DESCRIPTION
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument('--tracker', required=True,
-                        help='registered tracker to train, e.g. siamfc_alexnet, siamrpn_alexnet, '
-                             'clnet_alexnet')
+                        help='what to train: ' + ', '.join(trainable_trackers()) + '. '
+                             "sa_siam_snet trains SA-Siam's S-Net as a classifier of labelled "
+                             'still-image objects; sa_siam then trains its attention and fusion '
+                             "on that file (--init); dsiam / dsiam_m train DSiam's fusion maps "
+                             'and lambdas on sequence clips (--init a SiamFC file)')
     parser.add_argument('--data', required=True, nargs='+', help='training data (see above)')
     parser.add_argument('--out', required=True, type=Path, help='output folder')
     parser.add_argument('--epochs', type=int, default=10)

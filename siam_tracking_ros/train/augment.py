@@ -27,6 +27,24 @@ class CropConfig:
     instance_size: int = 255
     context_amount: float = 0.5
     corner_rule: str = 'pysot'
+    # 'exemplar': the template is the exemplar crop z; 'search': it is the search-sized context
+    # crop z^s around the template target (SA-Siam's semantic exemplar, section 3.1).
+    template_region: str = 'exemplar'
+
+    def __post_init__(self):
+        if self.template_region not in ('exemplar', 'search'):
+            raise ValueError(f"template_region must be 'exemplar' or 'search', got "
+                             f"{self.template_region!r}")
+
+    @property
+    def template_size(self) -> int:
+        """Output side of the template crop."""
+        return self.exemplar_size if self.template_region == 'exemplar' else self.instance_size
+
+    def template_side(self, size_wh: np.ndarray) -> float:
+        """Side of the template window in image pixels for a target of ``(w, h)``."""
+        side = exemplar_side(size_wh, self.context_amount)
+        return side * self.template_size / self.exemplar_size
 
 
 @dataclass(frozen=True)
@@ -125,16 +143,16 @@ def make_crop_pair(template_image: tuple[np.ndarray, np.ndarray], template_box: 
     """
     template_cs = boxes.xywh_to_center_size(template_box)
     search_cs = boxes.xywh_to_center_size(search_box)
-    z_side = exemplar_side(template_cs[2:], crop.context_amount)
-    z_center, z_side = _jittered_window(template_cs[:2], z_side, crop.exemplar_size,
-                                        augment.template_shift, augment.template_scale, rng)
+    z_center, z_side = _jittered_window(template_cs[:2], crop.template_side(template_cs[2:]),
+                                        crop.template_size, augment.template_shift,
+                                        augment.template_scale, rng)
     # The search window keeps the template's pixel scale (s_x = s_z * instance / exemplar) around
     # the object in the search frame, as the tracker does when following it.
     x_side = exemplar_side(search_cs[2:], crop.context_amount) * \
         crop.instance_size / crop.exemplar_size
     x_center, x_side = _jittered_window(search_cs[:2], x_side, crop.instance_size,
                                         augment.search_shift, augment.search_scale, rng)
-    template = _cut(*template_image, z_center, z_side, crop.exemplar_size, crop)
+    template = _cut(*template_image, z_center, z_side, crop.template_size, crop)
     search = _cut(*search_image, x_center, x_side, crop.instance_size, crop)
     target = None if negative else box_in_crop(search_cs, x_center, x_side, crop.instance_size,
                                                crop.corner_rule)

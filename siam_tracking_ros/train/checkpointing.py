@@ -45,9 +45,13 @@ def load_initial_weights(model: nn.Module, path: Path, new_prefixes: tuple[str, 
     return metadata
 
 
-def training_tracker(name: str, device: str, init: Path | None,
-                     new_prefixes: tuple[str, ...] = (), he_normal_convs: bool = False):
-    """The registered tracker ``name`` with fresh weights, or with ``init``'s weights."""
+def training_tracker(name: str, device: str, init: Path | None, load_init=None,
+                     he_normal_convs: bool = False):
+    """The registered tracker ``name`` with fresh weights, or with ``init``'s weights.
+
+    ``load_init(tracker, path) -> metadata`` fits ``init`` into the network (a recipe's
+    ``load_init``); by default the file must match the whole network.
+    """
     with warnings.catch_warnings():
         # A tracker without shipped weights warns that it is untrained: here that is the point.
         warnings.simplefilter('ignore')
@@ -55,7 +59,9 @@ def training_tracker(name: str, device: str, init: Path | None,
     model = tracker.model.float()
     reset_parameters(model, he_normal_convs)
     if init is not None:
-        metadata = load_initial_weights(model, Path(init), new_prefixes)
+        loader = load_init or (lambda target, path: load_initial_weights(target.model, path))
+        metadata = loader(tracker, Path(init))
+        tracker.model.float()
         tracker.colour_order = metadata.get('colour_order') or tracker.default_colour_order
     return tracker
 
@@ -65,13 +71,15 @@ def state_path(checkpoint: Path) -> Path:
 
 
 def save_training_checkpoint(path: Path, tracker, metadata: dict, optimizer: torch.optim.Optimizer,
-                             epoch: int, history: list[dict]) -> Path:
+                             epoch: int, history: list[dict],
+                             recipe_state: dict | None = None) -> Path:
     """Write the weights (project format, with ``metadata`` as its training record) and the
-    resume state beside them."""
+    resume state beside them (optimiser, epoch, history and the recipe's training-only
+    modules)."""
     save_checkpoint(path, tracker.name, tracker.model, tracker.config, metadata,
                     colour_order=tracker.colour_order)
-    torch.save({'optimizer': optimizer.state_dict(), 'epoch': epoch, 'history': history},
-               state_path(path))
+    torch.save({'optimizer': optimizer.state_dict(), 'epoch': epoch, 'history': history,
+                'recipe': recipe_state or {}}, state_path(path))
     return Path(path)
 
 
@@ -85,7 +93,8 @@ def load_training_state(path: Path, tracker, optimizer: torch.optim.Optimizer) -
     load_state_dict_strict(tracker.model, state_dict, f"checkpoint '{path}'", tracker.name)
     state = torch.load(state_file, map_location=tracker.device, weights_only=True)
     optimizer.load_state_dict(state['optimizer'])
-    return {'epoch': int(state['epoch']), 'history': list(state['history'])}
+    return {'epoch': int(state['epoch']), 'history': list(state['history']),
+            'recipe': dict(state.get('recipe', {}))}
 
 
 def export_weights(checkpoint: Path, out: Path, half: bool = True) -> Path:

@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from siam_tracking_ros.train.augment import make_crop_pair
 from siam_tracking_ros.train.pairs import FramePair, ImageCache, PairSampler
 
 if TYPE_CHECKING:
@@ -64,17 +63,7 @@ class PairDataset(Dataset):
         """Item ``global_index = epoch * items_per_epoch + index`` (see :class:`EpochSampler`)."""
         epoch, index = divmod(int(global_index), self.items_per_epoch)
         rng = item_generator(self.seed, epoch, index)
-        pair = self.frame_pair(epoch, index, rng)
-        crops = make_crop_pair(self.cache.read(pair.template.path), pair.template.box,
-                               self.cache.read(pair.search.path), pair.search.box, pair.negative,
-                               self.recipe.crop, self.recipe.augment, rng)
-        sample = {
-            'template': torch.from_numpy(np.ascontiguousarray(crops.template)),
-            'search': torch.from_numpy(np.ascontiguousarray(crops.search)),
-        }
-        for name, value in self.recipe.targets(crops, pair, rng).items():
-            sample[name] = torch.as_tensor(value)
-        return sample
+        return self.recipe.make_item(self.frame_pair(epoch, index, rng), self.cache, rng)
 
 
 class EpochSampler(Sampler):

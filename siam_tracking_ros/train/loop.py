@@ -161,8 +161,8 @@ def run_training(config: TrainConfig, recipe: TrainingRecipe | None = None) -> d
     tracks = []
     for spec in config.data:
         tracks.extend(load_tracks(spec, config.synth_cache or out / 'synth'))
-    sampler = PairSampler(tracks, recipe.sampling)
-    tracker = training_tracker(config.tracker, config.device, config.init, recipe.new_prefixes,
+    sampler = PairSampler(recipe.select_tracks(tracks), recipe.sampling)
+    tracker = training_tracker(recipe.tracker_name, config.device, config.init, recipe.load_init,
                                recipe.he_normal_convs)
     parameters = recipe.prepare(tracker)
     base_lr = config.lr or recipe.optimiser.lr
@@ -173,13 +173,14 @@ def run_training(config: TrainConfig, recipe: TrainingRecipe | None = None) -> d
     if config.resume is not None:
         state = load_training_state(config.resume, tracker, optimizer)
         start_epoch, history = state['epoch'], state['history']
+        recipe.load_training_state(state['recipe'])
     dataset = PairDataset(sampler, recipe, config.steps_per_epoch, config.batch_size,
                           config.seed, config.cache_bytes)
     log = TrainingLog(out, append=config.resume is not None)
     total_steps = config.epochs * config.steps_per_epoch
     warmup = int(recipe.optimiser.warmup_fraction * total_steps)
     metadata = {
-        'tracker': config.tracker, 'data': list(config.data), 'tracks': sampler.summary(),
+        'tracker': recipe.tracker_name, 'trained': config.tracker, 'data': list(config.data), 'tracks': sampler.summary(),
         'epochs': config.epochs, 'steps_per_epoch': config.steps_per_epoch,
         'batch_size': config.batch_size, 'lr': base_lr, 'schedule': schedule,
         'seed': config.seed, 'init': str(config.init) if config.init else None,
@@ -227,6 +228,6 @@ def run_training(config: TrainConfig, recipe: TrainingRecipe | None = None) -> d
                          'date': datetime.datetime.now(datetime.timezone.utc).isoformat(
                              timespec='seconds')})
         save_training_checkpoint(out / LAST_CHECKPOINT, tracker, metadata, optimizer, epoch + 1,
-                                 history)
+                                 history, recipe.training_state())
         log.plot()
     return metadata

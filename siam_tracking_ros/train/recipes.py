@@ -9,6 +9,11 @@ A recipe plugs into the generic loop (``train.loop``) through four things:
   eval mode) and any extra modules to train;
 * ``loss(tracker, batch)``: the scalar loss and its named parts for the log.
 
+Recipes that need more than a crop pair per item override ``select_tracks`` (which tracks they
+can use), ``make_item`` (what one item holds: DSiam's clips), ``load_init`` (how ``--init`` fits
+their network) and ``training_state`` / ``load_training_state`` (modules that exist only for
+training, such as a classification head, kept beside the checkpoint for ``--resume``).
+
 ``one_sequence_per_batch`` makes every pair of a batch come from one sequence (CLNet, §3.4).
 Trackers register their recipe with :func:`register_recipe`; the SA-Siam, DSiam and CLNet
 recipes live beside their trackers' training code and register on import.
@@ -25,11 +30,13 @@ import torch
 from torch import nn
 
 from siam_tracking_ros.core.anchors import anchor_grid, score_map_size
-from siam_tracking_ros.train.augment import AugmentConfig, CropConfig, CropPair
+from siam_tracking_ros.train.augment import AugmentConfig, CropConfig, CropPair, make_crop_pair
+from siam_tracking_ros.train.checkpointing import load_initial_weights
 from siam_tracking_ros.train.losses import (AnchorTargetConfig, assign_anchor_targets,
                                             balanced_logistic_loss, rpn_classification_loss,
                                             rpn_regression_loss, siamfc_labels)
-from siam_tracking_ros.train.pairs import FramePair, PairSamplingConfig
+from siam_tracking_ros.train.pairs import FramePair, ImageCache, PairSamplingConfig
+from siam_tracking_ros.train.sources import Track
 
 
 def batch_to_model_input(images: torch.Tensor, colour_order: str, device: torch.device,
@@ -93,10 +100,42 @@ class TrainingRecipe(abc.ABC):
                 'augment': asdict(self.augment), 'sampling': asdict(self.sampling),
                 'optimiser': asdict(self.optimiser)}
 
-    @abc.abstractmethod
     def targets(self, crops: CropPair, pair: FramePair,
                 rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """Training targets of one pair (runs in the loader workers)."""
+        """Training targets of one pair (runs in the loader workers); none by default."""
+        return {}
+
+    def select_tracks(self, tracks: list[Track]) -> list[Track]:
+        """The tracks this recipe trains on (all of them unless it needs something particular)."""
+        return tracks
+
+    def make_item(self, pair: FramePair, cache: ImageCache,
+                  rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        """One training item: the augmented crop pair and its targets (in the loader workers)."""
+        crops = make_crop_pair(cache.read(pair.template.path), pair.template.box,
+                               cache.read(pair.search.path), pair.search.box, pair.negative,
+                               self.crop, self.augment, rng)
+        sample = {
+            'template': torch.from_numpy(np.ascontiguousarray(crops.template)),
+            'search': torch.from_numpy(np.ascontiguousarray(crops.search)),
+        }
+        for name, value in self.targets(crops, pair, rng).items():
+            sample[name] = torch.as_tensor(value)
+        return sample
+
+    def load_init(self, tracker, path) -> dict:
+        """Load ``--init`` weights into the freshly initialised network; returns their metadata.
+
+        Strict, except that parameters under ``new_prefixes`` may be absent from the file.
+        """
+        return load_initial_weights(tracker.model, path, self.new_prefixes)
+
+    def training_state(self) -> dict:
+        """State of training-only modules, saved beside the checkpoint for ``--resume``."""
+        return {}
+
+    def load_training_state(self, state: dict) -> None:
+        """Restore what :meth:`training_state` returned."""
 
     def prepare(self, tracker) -> list[nn.Parameter]:
         """Put the model in training mode and return the parameters to optimise."""
@@ -112,6 +151,13 @@ class TrainingRecipe(abc.ABC):
     def model_inputs(self, tracker, batch) -> tuple[torch.Tensor, torch.Tensor]:
         return (batch_to_model_input(batch['template'], tracker.colour_order, tracker.device),
                 batch_to_model_input(batch['search'], tracker.colour_order, tracker.device))
+
+
+def load_extended_init(tracker, path) -> dict:
+    """``--init`` for trackers built on SiamFC with extra modules (SA-Siam, DSiam): a full file of
+    the tracker, or SiamFC A-Net weights into the A-Net part (``ExtendedSiamFCTracker``'s own
+    loading rule)."""
+    return tracker.load_weights(path)
 
 
 # --------------------------------------------------------------------------- SiamFC
@@ -226,6 +272,8 @@ def recipe_for(tracker_name: str) -> TrainingRecipe:
 def _import_recipes() -> None:
     """Recipes defined in other modules register when those modules are imported."""
     import siam_tracking_ros.train.clnet_recipe  # noqa: F401
+    import siam_tracking_ros.train.dsiam_recipe  # noqa: F401
+    import siam_tracking_ros.train.sa_siam_recipe  # noqa: F401
 
 
 register_recipe('siamfc_alexnet', SiamFCRecipe)
