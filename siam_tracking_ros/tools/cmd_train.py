@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from siam_tracking_ros.tools.cmd_eval import parse_overrides
 from siam_tracking_ros.train.loop import OPTIMIZERS, SCHEDULES, TrainConfig, run_training
 from siam_tracking_ros.train.recipes import trainable_trackers
 
@@ -52,6 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "CLNet's, whose base network stays frozen)")
     parser.add_argument('--synth-cache', type=Path, default=None,
                         help='where synth:N sequences are written (default: OUT/synth)')
+    parser.add_argument('--config', nargs='+', metavar='KEY=VALUE',
+                        help="tracker config overrides, e.g. --config "
+                             "snet_weights=alexnet-owt.pth (SA-Siam's S-Net from torchvision's "
+                             "ImageNet AlexNet)")
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
 
 
@@ -70,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
         steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size, lr=args.lr,
         optimizer=args.optimizer, schedule=args.schedule, device=args.device,
         workers=args.workers, seed=args.seed, resume=args.resume, init=args.init,
-        amp=args.amp, progress=not args.no_progress, synth_cache=args.synth_cache)
+        amp=args.amp, progress=not args.no_progress, synth_cache=args.synth_cache,
+        tracker_config=parse_overrides(args.config))
     metadata = run_training(config)
     print(json.dumps({'checkpoint': str(args.out / 'last.pth'),
                       'final_loss': metadata['final_loss'],

@@ -46,16 +46,17 @@ def load_initial_weights(model: nn.Module, path: Path, new_prefixes: tuple[str, 
 
 
 def training_tracker(name: str, device: str, init: Path | None, load_init=None,
-                     he_normal_convs: bool = False):
+                     he_normal_convs: bool = False, config_overrides: dict | None = None):
     """The registered tracker ``name`` with fresh weights, or with ``init``'s weights.
 
     ``load_init(tracker, path) -> metadata`` fits ``init`` into the network (a recipe's
-    ``load_init``); by default the file must match the whole network.
+    ``load_init``); by default the file must match the whole network. ``config_overrides``
+    change the tracker's default config (unknown fields raise ValueError).
     """
     with warnings.catch_warnings():
         # A tracker without shipped weights warns that it is untrained: here that is the point.
         warnings.simplefilter('ignore')
-        tracker = build_tracker(name, device=device)
+        tracker = build_tracker(name, device=device, **(config_overrides or {}))
     model = tracker.model.float()
     reset_parameters(model, he_normal_convs)
     if init is not None:

@@ -7,7 +7,7 @@ import datetime
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +51,8 @@ class TrainConfig:
     cache_bytes: int = 1 << 30
     progress: bool = True
     synth_cache: Path | None = None
+    # Overrides of the tracker's default config (``siamtrack train --config key=value``).
+    tracker_config: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.epochs < 1 or self.steps_per_epoch < 1 or self.batch_size < 1:
@@ -163,7 +165,7 @@ def run_training(config: TrainConfig, recipe: TrainingRecipe | None = None) -> d
         tracks.extend(load_tracks(spec, config.synth_cache or out / 'synth'))
     sampler = PairSampler(recipe.select_tracks(tracks), recipe.sampling)
     tracker = training_tracker(recipe.tracker_name, config.device, config.init, recipe.load_init,
-                               recipe.he_normal_convs)
+                               recipe.he_normal_convs, config.tracker_config)
     parameters = recipe.prepare(tracker)
     base_lr = config.lr or recipe.optimiser.lr
     optimizer = make_optimizer(config.optimizer or recipe.optimiser.optimizer, parameters,

@@ -245,3 +245,22 @@ def test_dsiam_refuses_stills(coco_folder, siamfc_file, tmp_path):
     with pytest.raises(ValueError, match='sequence data'):
         run_training(TrainConfig(tracker='dsiam', data=(str(coco_folder),), out=tmp_path / 'x',
                                  device='cpu', init=siamfc_file, progress=False))
+
+
+def test_sa_siam_stage_takes_an_imagenet_snet_from_the_config(two_category_stills, siamfc_file,
+                                                              tmp_path):
+    """``--config snet_weights=alexnet-owt.pth``: that S-Net, not a re-initialised one, trains
+    under the fusion modules and ends up in the output file."""
+    torch.set_num_threads(1)
+    snet_state = {key: torch.randn(value.shape, generator=torch.Generator().manual_seed(7))
+                  for key, value in training_tracker('sa_siam', 'cpu', None).model
+                  .extension.semantic.snet.state_dict().items()}
+    snet_file = tmp_path / 'alexnet-owt-test.pth'
+    torch.save(snet_state, snet_file)
+    run_training(TrainConfig(tracker='sa_siam', data=(str(two_category_stills),),
+                             out=tmp_path / 'fusion', epochs=1, steps_per_epoch=1, batch_size=2,
+                             device='cpu', init=siamfc_file, progress=False,
+                             tracker_config={'snet_weights': str(snet_file)}))
+    state, _ = read_checkpoint(tmp_path / 'fusion' / 'last.pth')
+    for key, value in snet_state.items():
+        torch.testing.assert_close(state[f'extension.semantic.snet.{key}'], value)

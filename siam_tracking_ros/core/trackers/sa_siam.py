@@ -151,8 +151,9 @@ class SASiamTracker(ExtendedSiamFCTracker):
     def after_weights_loaded(self, extension_loaded: bool) -> None:
         if extension_loaded:
             self.snet_loaded = True
-            # An S-Net file named in the config takes precedence over the checkpoint's copy.
-            self.load_configured_snet()
+        # An S-Net file named in the config takes precedence over the checkpoint's copy (and is
+        # put back after training re-initialises the network).
+        self.load_configured_snet()
 
     # ------------------------------------------------------------------ hooks
     def on_init(self, context: InitContext) -> None:
