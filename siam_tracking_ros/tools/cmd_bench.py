@@ -4,7 +4,12 @@ Frames come from the synthetic sequence generator (a moving target seen by a mov
 in memory so that only ``track()`` is timed (with a CUDA synchronise on GPU). Each tracker is
 initialised on the first frame, tracks ``--warmup`` frames untimed, then ``--frames`` timed ones.
 CSRT runs on the CPU over the same frames; the ``x CSRT`` column is tracker fps / CSRT fps at the
-same frame size.
+same frame size, and ``--baseline NAME`` adds a column of fps / NAME's fps (e.g. DROL-X / X).
+
+Controlled comparisons: ``--config lost_threshold=0`` keeps every tracker out of its LOST state
+(whose wider search would otherwise make the frame cost depend on how well the weights track),
+and ``--repeats N`` times the trackers N times in turn and keeps each one's median, so that a
+load change on a shared machine hits all of them alike.
 
 ``--node`` runs the ROS node overhead benchmark (``tools/bench_node.py``) instead.
 """
@@ -26,6 +31,7 @@ from siam_tracking_ros.eval.ope import timed_tracking
 from siam_tracking_ros.eval.report import format_table, write_json
 from siam_tracking_ros.eval.synth import SynthConfig, generate_sequence
 from siam_tracking_ros.tools.cli import frame_size, int_at_least, names_list
+from siam_tracking_ros.tools.cmd_eval import parse_overrides
 
 DEFAULT_SIZES = ((640, 360), (1280, 720))
 NODE_BENCH_MODULE = 'siam_tracking_ros.tools.bench_node'
@@ -40,6 +46,7 @@ class BenchRow:
     fps: float
     ms_per_frame: float
     ratio_to_csrt: float | None
+    ratio_to_baseline: float | None = None
 
 
 def bench_frames(width: int, height: int, count: int, seed: int = 0
@@ -84,6 +91,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='untimed frames tracked first (default 5)')
     parser.add_argument('--threads', type=int_at_least(1),
                         help='CPU threads for torch and OpenCV (default: their own defaults)')
+    parser.add_argument('--baseline', help='tracker whose fps the others are divided by (an extra '
+                                           'column, e.g. --baseline siamfc_alexnet)')
+    parser.add_argument('--config', nargs='+', metavar='KEY=VALUE',
+                        help='tracker config overrides applied to every tracker, e.g. '
+                             '--config lost_threshold=0')
+    parser.add_argument('--repeats', type=int_at_least(1), default=1,
+                        help='time the trackers this many times in turn; report the median')
     parser.add_argument('--json', type=Path, help='also write the figures to this JSON file')
     parser.add_argument('--node', action='store_true',
                         help='run the ROS node overhead benchmark (tools/bench_node.py) instead')
@@ -102,7 +116,9 @@ def run_node_benchmark(args: argparse.Namespace) -> int:
 
 
 def run_benchmark(trackers: list[str], devices: list[torch.device],
-                  sizes: list[tuple[int, int]], frames: int, warmup: int) -> dict:
+                  sizes: list[tuple[int, int]], frames: int, warmup: int,
+                  baseline: str | None = None, overrides: dict | None = None,
+                  repeats: int = 1) -> dict:
     """Time every tracker on every device and size; returns the JSON-ready figures."""
     from siam_tracking_ros.core.registry import build_tracker
 
@@ -117,14 +133,22 @@ def run_benchmark(trackers: list[str], devices: list[torch.device],
             rows.append(BenchRow(CSRT_NAME, 'cpu', size, csrt_fps[size], 1000 / csrt_fps[size],
                                  1.0))
         for device in devices:
+            built = {name: build_tracker(name, device=device, **(overrides or {}))
+                     for name in trackers}
+            timings = {name: [] for name in trackers}
+            for _ in range(repeats):
+                for name, tracker in built.items():
+                    timings[name].append(measure_fps(tracker, clip, first_box, device, warmup))
+            fps = {name: float(np.median(values)) for name, values in timings.items()}
             for name in trackers:
-                tracker = build_tracker(name, device=device)
-                fps = measure_fps(tracker, clip, first_box, device, warmup)
-                ratio = fps / csrt_fps[size] if with_csrt else None
-                rows.append(BenchRow(name, str(device), size, fps, 1000 / fps, ratio))
-                del tracker
+                rows.append(BenchRow(
+                    name, str(device), size, fps[name], 1000 / fps[name],
+                    fps[name] / csrt_fps[size] if with_csrt else None,
+                    fps[name] / fps[baseline] if baseline else None))
+            del built
     return {'rows': [asdict(row) for row in rows], 'csrt_available': with_csrt,
-            'frames': frames, 'warmup': warmup, 'torch_threads': torch.get_num_threads(),
+            'frames': frames, 'warmup': warmup, 'repeats': repeats, 'baseline': baseline,
+            'config_overrides': overrides or {}, 'torch_threads': torch.get_num_threads(),
             'cpu': platform.processor() or platform.machine(),
             'gpu': torch.cuda.get_device_name() if torch.cuda.is_available() else None}
 
@@ -144,13 +168,21 @@ def run(args: argparse.Namespace) -> int:
     unknown = [name for name in trackers if name not in known]
     if unknown:
         raise ValueError(f'unknown tracker(s) {", ".join(unknown)}; known: {", ".join(known)}')
+    if args.baseline is not None and args.baseline not in trackers:
+        raise ValueError(f"--baseline {args.baseline} must be one of the timed trackers "
+                         f"({', '.join(trackers)})")
     devices = available_devices(args.devices)
     if not csrt_available():
         print('OpenCV CSRT is not available in this OpenCV build (needs opencv-contrib): '
               'timing the trackers without the CSRT ratio', file=sys.stderr)
-    result = run_benchmark(trackers, devices, args.sizes, args.frames, args.warmup)
+    result = run_benchmark(trackers, devices, args.sizes, args.frames, args.warmup,
+                           args.baseline, parse_overrides(args.config), args.repeats)
     headers = ('tracker', 'device', 'size', 'fps', 'ms/frame', 'x CSRT')
-    print(format_table(headers, [tuple(row.values()) for row in result['rows']]))
+    columns = len(headers)
+    if args.baseline:
+        headers += (f'x {args.baseline}',)
+        columns += 1
+    print(format_table(headers, [tuple(row.values())[:columns] for row in result['rows']]))
     if args.json:
         write_json(args.json, result)
         print(f'figures written to {args.json}')

@@ -131,6 +131,28 @@ def test_bench_times_a_tracker_and_csrt(tmp_path, capsys):
         assert tracker_rows[0]['ratio_to_csrt'] is None
 
 
+def test_bench_baseline_ratio_with_repeats_and_config(tmp_path, capsys):
+    figures = tmp_path / 'bench.json'
+    code = cli.main(['bench', '--trackers', 'siamfc_alexnet,drol_fc', '--devices', 'cpu',
+                     '--sizes', '160x120', '--frames', '2', '--warmup', '1', '--threads', '1',
+                     '--baseline', 'siamfc_alexnet', '--repeats', '2',
+                     '--config', 'lost_threshold=0', '--json', str(figures)])
+    assert code == 0
+    assert 'x siamfc_alexnet' in capsys.readouterr().out.splitlines()[0]
+    result = json.loads(figures.read_text())
+    assert result['repeats'] == 2 and result['config_overrides'] == {'lost_threshold': 0}
+    rows = {row['tracker']: row for row in result['rows']}
+    assert rows['siamfc_alexnet']['ratio_to_baseline'] == pytest.approx(1.0)
+    assert rows['drol_fc']['ratio_to_baseline'] == pytest.approx(
+        rows['drol_fc']['fps'] / rows['siamfc_alexnet']['fps'])
+
+
+def test_bench_baseline_must_be_timed(capsys):
+    code = cli.main(['bench', '--trackers', 'siamfc_alexnet', '--devices', 'cpu',
+                     '--baseline', 'drol_fc'])
+    assert_one_line_error(capsys, code, '--baseline drol_fc must be one of the timed trackers')
+
+
 def test_bench_unknown_tracker(capsys):
     code = cli.main(['bench', '--trackers', 'nope', '--devices', 'cpu'])
     assert_one_line_error(capsys, code, 'unknown tracker(s) nope')
