@@ -19,8 +19,11 @@ def test_default_configs_carry_the_reference_constants():
     assert isinstance(r50, SiamRPNConfig)
     assert (r50.instance_size, r50.base_size, r50.penalty_k, r50.window_influence, r50.lr) == \
         (255, 8, 0.05, 0.42, 0.38)
+    # Short-term by default (the published protocol); the long-term constants are ready for
+    # lost_threshold=0.8 (pysot's CONFIDENCE_LOW).
     assert (r50.lost_threshold, r50.recover_threshold, r50.lost_instance_size) == \
-        (0.8, 0.998, 831)
+        (0.0, 0.998, 831)
+    assert registry.default_config('siamfc_alexnet').lost_threshold == 0.0
     alex = registry.default_config('siamrpn_alexnet')
     assert (alex.backbone, alex.instance_size, alex.base_size, alex.penalty_k,
             alex.window_influence, alex.lr) == ('alexnet', 287, 0, 0.16, 0.40, 0.30)

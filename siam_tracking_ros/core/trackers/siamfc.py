@@ -20,7 +20,9 @@ class SiamFCConfig(TrackerConfig):
     """siamfc-pytorch's constants; LOST handling is this project's addition.
 
     The score is the logistic probability ``sigmoid(response)`` that SiamFC's training loss
-    gives the response; the lost / recover thresholds on it have no reference value. While lost
+    gives the response; the lost / recover thresholds on it have no reference value, and the
+    default ``lost_threshold`` 0 tracks as siamfc-pytorch does (never lost; the node sets its
+    own thresholds). While lost
     the search crop grows to ``lost_instance_size`` at the same pixel scale (a wider area, a
     larger response map) and the cosine window's weight drops to ``lost_window_influence``.
     """
@@ -35,7 +37,7 @@ class SiamFCConfig(TrackerConfig):
     response_up: int = 16
     total_stride: int = 8
     out_scale: float = 0.001
-    lost_threshold: float = 0.2
+    lost_threshold: float = 0.0
     recover_threshold: float = 0.5
     lost_instance_size: int = 511
     lost_window_influence: float = 0.001

@@ -23,9 +23,12 @@ BACKBONES = {'alexnet': siamrpn_alexnet, 'resnet50': siamrpn_r50_l234}
 class SiamRPNConfig(TrackerConfig):
     """pysot constants (defaults: ResNet-50 l234 dwxcorr).
 
-    LOST handling follows pysot's long-term tracker: a best score under ``lost_threshold`` (its
-    CONFIDENCE_LOW 0.8) keeps the box and switches to the 831 search with window weight 0.001;
-    a score above ``recover_threshold`` (CONFIDENCE_HIGH 0.998) returns to normal tracking.
+    The default is pysot's short-term tracker, the one its published benchmark results come
+    from: ``lost_threshold`` 0 never declares the target lost. LOST handling follows pysot's
+    long-term tracker: with ``lost_threshold=0.8`` (its CONFIDENCE_LOW) a weaker best score keeps
+    the box and switches to the 831 search with window weight 0.001, and a score above
+    ``recover_threshold`` (CONFIDENCE_HIGH 0.998) returns to normal tracking. The node sets both
+    thresholds from its parameters.
     """
     backbone: str = 'resnet50'
     exemplar_size: int = 127
@@ -38,7 +41,7 @@ class SiamRPNConfig(TrackerConfig):
     anchor_stride: int = 8
     anchor_ratios: tuple = ANCHOR_RATIOS
     anchor_scales: tuple = ANCHOR_SCALES
-    lost_threshold: float = 0.8
+    lost_threshold: float = 0.0
     recover_threshold: float = 0.998
     lost_instance_size: int = 831
     lost_window_influence: float = 0.001
