@@ -231,5 +231,6 @@ def run_training(config: TrainConfig, recipe: TrainingRecipe | None = None) -> d
                              timespec='seconds')})
         save_training_checkpoint(out / LAST_CHECKPOINT, tracker, metadata, optimizer, epoch + 1,
                                  history, recipe.training_state())
+        recipe.after_checkpoint(out / LAST_CHECKPOINT)
         log.plot()
     return metadata

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -129,6 +130,9 @@ class TrainingRecipe(abc.ABC):
         Strict, except that parameters under ``new_prefixes`` may be absent from the file.
         """
         return load_initial_weights(tracker.model, path, self.new_prefixes)
+
+    def after_checkpoint(self, checkpoint: Path) -> None:
+        """Called after each epoch's checkpoint is written (extra exports beside it)."""
 
     def training_state(self) -> dict:
         """State of training-only modules, saved beside the checkpoint for ``--resume``."""

@@ -8,7 +8,9 @@ similarity, the S-Net for image classification, apart from each other. Two stage
   crop around a labelled object of still-image data (COCO-format ``annotations.json``; every
   (source, category) pair is one class), with a classification head that exists only for this
   stage. With ``--init`` a SiamFC file, the A-Net weights pass through unchanged, so the output is
-  a complete SA-Siam file whose attention and fusion modules are still untrained.
+  a complete SA-Siam file whose attention and fusion modules are still untrained. The S-Net is
+  also written alone, in torchvision's AlexNet layout, as ``snet.pth`` beside the checkpoint, so
+  that it can be paired with any A-Net (``--config snet_weights=RUN/snet.pth``).
 * ``sa_siam``: on top of that file (``--init``), the channel attention MLPs, the 1x1 fusion convs
   and the semantic response bias learn with SiamFC's logistic loss on the semantic response h_s
   alone (eq. 4); S-Net and A-Net stay frozen ("We do not fine-tune S-Net", section 3.3). Each
@@ -24,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from siam_tracking_ros.core.checkpoints import read_checkpoint
 from siam_tracking_ros.train.augment import AugmentConfig, CropConfig
 from siam_tracking_ros.train.losses import balanced_logistic_loss
 from siam_tracking_ros.train.pairs import PairSamplingConfig
@@ -32,6 +35,20 @@ from siam_tracking_ros.train.recipes import (RecipeConfig, SiamFCRecipe, Trainin
                                              register_recipe, set_trainable)
 
 SA_SIAM = 'sa_siam'
+SNET_FILE = 'snet.pth'
+SNET_PREFIX = 'extension.semantic.snet.'
+
+
+def export_snet(checkpoint: Path, out: Path) -> Path:
+    """Write the S-Net of an SA-Siam checkpoint alone, in torchvision's AlexNet layout
+    (``features.N.*``, what ``load_snet_weights`` and ``--config snet_weights`` read)."""
+    state_dict, _ = read_checkpoint(checkpoint)
+    snet = {key[len(SNET_PREFIX):]: value.float() for key, value in state_dict.items()
+            if key.startswith(SNET_PREFIX)}
+    if not snet:
+        raise ValueError(f'{checkpoint} holds no SA-Siam S-Net ({SNET_PREFIX}* keys)')
+    torch.save(snet, out)
+    return Path(out)
 
 
 class SemanticClassifierHead(nn.Module):
@@ -112,6 +129,9 @@ class SemanticClassificationRecipe(TrainingRecipe):
         loss = F.cross_entropy(logits.float(), labels)
         accuracy = (logits.argmax(dim=1) == labels).float().mean()
         return loss, {'ce': float(loss.detach()), 'error': 1.0 - float(accuracy)}
+
+    def after_checkpoint(self, checkpoint):
+        export_snet(checkpoint, checkpoint.parent / SNET_FILE)
 
     def training_state(self):
         return {'classes': [list(key) for key in self.classes],

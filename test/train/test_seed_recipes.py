@@ -15,6 +15,7 @@ from torch.utils.data import default_collate
 
 from siam_tracking_ros.core.checkpoints import read_checkpoint, save_checkpoint
 from siam_tracking_ros.core.crop import crop_and_resize_reference
+from siam_tracking_ros.core.models.semantic import SemanticAlexNet, load_snet_weights
 from siam_tracking_ros.core.registry import build_tracker
 from siam_tracking_ros.train.augment import AugmentConfig, CropConfig, exemplar_side, make_crop_pair
 from siam_tracking_ros.train.checkpointing import state_path, training_tracker
@@ -137,6 +138,11 @@ def test_snet_learns_categories_apart_from_the_anet(two_category_stills, siamfc_
     assert same({f'appearance.{k}': v for k, v in anet.items()}, tensors(state, 'appearance.'))
     loaded = build_tracker('sa_siam', weights=checkpoint, device='cpu')
     assert loaded.snet_loaded
+    # The S-Net alone, in torchvision's layout, for pairing with another A-Net.
+    snet = SemanticAlexNet()
+    load_snet_weights(snet, tmp_path / 'snet' / 'snet.pth')
+    assert same({f'extension.semantic.snet.{k}': v for k, v in snet.state_dict().items()},
+                tensors(state, 'extension.semantic.snet.'))
     # The classification head lives beside the checkpoint for --resume, not in the tracker.
     assert not any('head' in key for key in state)
     side_state = torch.load(state_path(checkpoint), weights_only=True)
