@@ -96,9 +96,7 @@ def build_tracker(name: str, weights=None, device: str | torch.device = 'auto', 
     Unknown names and unknown override fields raise ValueError.
     """
     entry = _entry(name)
-    config = replace_config(entry.config, **config_overrides)
-    tracker = entry.builder(config, device=device, half=half)
-    tracker._registered_name = name
+    tracker = build_untrained(name, device, half, **config_overrides)
     path = Path(weights) if weights is not None else shipped_weights(name)
     if weights is not None and not path.is_file():
         raise ValueError(f"weights file '{path}' for tracker '{name}' does not exist")
@@ -108,6 +106,17 @@ def build_tracker(name: str, weights=None, device: str | torch.device = 'auto', 
                       'initialised and will not track', stacklevel=2)
     else:
         tracker.load_weights(path)
+    return tracker
+
+
+def build_untrained(name: str, device: str | torch.device = 'auto', half: bool = False,
+                    **config_overrides) -> SiameseTracker:
+    """Tracker ``name`` with its networks freshly initialised: no weights file is read (what
+    training starts from). Files the config itself names, such as SA-Siam's ``snet_weights``,
+    are still loaded by the tracker."""
+    config = replace_config(_entry(name).config, **config_overrides)
+    tracker = _entry(name).builder(config, device=device, half=half)
+    tracker._registered_name = name
     return tracker
 
 

@@ -8,7 +8,6 @@ needs to resume (optimiser state, epoch, loss history) goes to a sidecar file ne
 from __future__ import annotations
 
 import copy
-import warnings
 from pathlib import Path
 
 import torch
@@ -16,7 +15,7 @@ from torch import nn
 
 from siam_tracking_ros.core.checkpoints import (load_state_dict_strict, read_checkpoint,
                                                 save_checkpoint)
-from siam_tracking_ros.core.registry import build_tracker
+from siam_tracking_ros.core.registry import build_untrained
 
 STATE_SUFFIX = '.state.pth'
 
@@ -53,10 +52,7 @@ def training_tracker(name: str, device: str, init: Path | None, load_init=None,
     ``load_init``); by default the file must match the whole network. ``config_overrides``
     change the tracker's default config (unknown fields raise ValueError).
     """
-    with warnings.catch_warnings():
-        # A tracker without shipped weights warns that it is untrained: here that is the point.
-        warnings.simplefilter('ignore')
-        tracker = build_tracker(name, device=device, **(config_overrides or {}))
+    tracker = build_untrained(name, device=device, **(config_overrides or {}))
     model = tracker.model.float()
     reset_parameters(model, he_normal_convs)
     if init is not None:

@@ -163,9 +163,6 @@ class SASiamFusionRecipe(SiamFCRecipe):
                          schedule='cosine'))
 
     def load_init(self, tracker, path):
-        # The network was just re-initialised: only an S-Net from --init or from the config's
-        # snet_weights counts, not one the tracker loaded from shipped weights when built.
-        tracker.snet_loaded = False
         metadata = load_extended_init(tracker, path)
         if not tracker.snet_loaded:
             raise ValueError(f"--init {path} holds no S-Net: train one first "
