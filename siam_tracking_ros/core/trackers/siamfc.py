@@ -92,6 +92,7 @@ class SiamFCTracker(SiameseTracker):
         response = penalised[scale_index]
         response = response - response.min()
         response = response / (response.sum() + 1e-16)
+        response = self.modify_response(response, scale_index, frame)
         influence = self.window_influence()
         response = (1 - influence) * response + influence * self.window(response.shape[-1])
         flat_index = torch.argmax(response)
@@ -106,6 +107,12 @@ class SiamFCTracker(SiameseTracker):
         return Localisation(center=center, size=self.size * scale, score=score,
                             details={'best_index': (scale_index, row, col),
                                      'scale_penalty': float(self._scale_penalties[scale_index])})
+
+    def modify_response(self, response: torch.Tensor, scale_index: torch.Tensor,
+                        frame: FrameContext) -> torch.Tensor:
+        """Change the chosen scale's upsampled response (normalised to sum 1) before the cosine
+        window; ``scale_index`` is the 0-d tensor of the scale chosen from it. Identity here."""
+        return response
 
     # ------------------------------------------------------------------ helpers
     def upsample(self, score_map: torch.Tensor) -> torch.Tensor:

@@ -110,7 +110,8 @@ class SiamRPNTracker(SiameseTracker):
         penalty = windows.siamrpn_penalty(predicted[..., 2], predicted[..., 3], float(target[0]),
                                           float(target[1]), config.penalty_k)
         influence = self.window_influence()
-        penalised = penalty * score_map * (1 - influence) + self.window(score_size) * influence
+        penalised = self.modify_penalised_score(penalty * score_map, frame)
+        penalised = penalised * (1 - influence) + self.window(score_size) * influence
         best = torch.argmax(penalised)
         picked = torch.cat([predicted.reshape(-1, 4)[best], penalty.reshape(-1)[best, None],
                             score_map.reshape(-1)[best, None]]).cpu().numpy().astype(np.float64)
@@ -123,6 +124,12 @@ class SiamRPNTracker(SiameseTracker):
         return Localisation(center=center, size=size, score=float(score),
                             details={'best_index': (anchor, *divmod(rest, score_size)),
                                      'penalty': float(penalty_best), 'lr': float(rate)})
+
+    def modify_penalised_score(self, penalised: torch.Tensor,
+                               frame: FrameContext) -> torch.Tensor:
+        """Change ``penalty * score`` ``(A, S, S)`` before the cosine window. The size learning
+        rate keeps coming from the unmodified ``penalty * score``. Identity here."""
+        return penalised
 
     # ------------------------------------------------------------------ helpers
     def anchors(self, score_size: int) -> torch.Tensor:
