@@ -1,12 +1,22 @@
-"""Device selection: one place that turns a user's device string into a ``torch.device``."""
+"""Device and precision selection: one place that turns a user's device and precision strings
+into a ``torch.device`` and a model ``torch.dtype``."""
 from __future__ import annotations
 
+import functools
 import re
 import warnings
+from pathlib import Path
 
 import torch
 
 _DEVICE_PATTERN = re.compile(r'^(auto|cpu|cuda(:\d+)?)$')
+
+PRECISIONS = ('fp32', 'bf16', 'fp16', 'auto')
+PRECISION_DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+# /proc/cpuinfo flags of CPUs with native bfloat16 arithmetic (AVX-512 BF16 dot products or AMX
+# tiles): on others torch emulates bf16, slower than float32.
+BF16_CPU_FLAGS = ('avx512_bf16', 'amx_bf16')
+CPUINFO = Path('/proc/cpuinfo')
 
 
 def resolve_device(device: str | torch.device = 'auto') -> torch.device:
@@ -37,11 +47,58 @@ def resolve_device(device: str | torch.device = 'auto') -> torch.device:
     return resolved
 
 
-def resolve_dtype(device: torch.device, half: bool) -> torch.dtype:
-    """Model dtype: float16 when ``half`` on CUDA; float32 otherwise (warns if half on CPU)."""
+@functools.lru_cache(maxsize=1)
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (its flags show AVX-512 BF16 or AMX BF16)."""
+    try:
+        flags = CPUINFO.read_text(errors='replace').split()
+    except OSError:  # not Linux, or /proc unreadable: assume no native bf16
+        return False
+    return any(flag in flags for flag in BF16_CPU_FLAGS)
+
+
+def check_precision(precision) -> str:
+    """The normalised precision name; ValueError naming the choices for anything else."""
+    text = precision.strip().lower() if isinstance(precision, str) else precision
+    if text not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)} "
+                         "(auto: fp16 on CUDA, bf16 on a CPU with native bf16, fp32 otherwise)")
+    return text
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """Resolve a precision name for ``device`` to ``'fp32' | 'bf16' | 'fp16'``.
+
+    ``'auto'`` is fp16 on CUDA, bf16 on a CPU that has native bf16 (``cpu_supports_bf16``) and
+    fp32 otherwise. fp16 is a GPU format: asked for on the CPU it runs in fp32 with a warning
+    (the CPU's reduced precision is bf16). bf16 is honoured where asked, even where it is emulated.
+    """
+    precision = check_precision(precision)
+    if precision == 'auto':
+        if device.type == 'cuda':
+            return 'fp16'
+        return 'bf16' if device.type == 'cpu' and cpu_supports_bf16() else 'fp32'
+    if precision == 'fp16' and device.type != 'cuda':
+        warnings.warn('precision fp16 is ignored on CPU: running in float32 (use bf16 on a CPU)',
+                      stacklevel=3)
+        return 'fp32'
+    return precision
+
+
+def precision_dtype(precision: str) -> torch.dtype:
+    """``torch.dtype`` of a resolved precision name (``'fp32' | 'bf16' | 'fp16'``)."""
+    return PRECISION_DTYPES[precision]
+
+
+def legacy_half_precision(precision: str, half: bool, device: torch.device) -> str:
+    """Precision name once the older ``half`` flag (an alias of ``precision='fp16'``) is applied.
+
+    ``half=True`` means fp16 on CUDA; on the CPU it is ignored with a warning, as it always was.
+    """
     if not half:
-        return torch.float32
+        return precision
     if device.type != 'cuda':
-        warnings.warn('half=True is ignored on CPU: running in float32', stacklevel=3)
-        return torch.float32
-    return torch.float16
+        warnings.warn(f'half=True is ignored on CPU: running in precision {precision}',
+                      stacklevel=4)
+        return precision
+    return 'fp16'

@@ -17,7 +17,8 @@ from torch import nn
 
 from siam_tracking_ros.core import boxes
 from siam_tracking_ros.core.crop import crop_and_resize
-from siam_tracking_ros.core.device import resolve_device, resolve_dtype
+from siam_tracking_ros.core.device import (check_precision, legacy_half_precision,
+                                           precision_dtype, resolve_device, resolve_precision)
 from siam_tracking_ros.core.windows import padded_side
 
 
@@ -45,6 +46,12 @@ class TrackerConfig:
     after resizing) while LOST; the crop keeps the template's pixel scale, so the region searched
     grows with it. ``lost_window_influence``: cosine window weight while LOST (near zero: the
     target may be anywhere in the widened region).
+
+    ``precision``: the network's arithmetic, ``'fp32' | 'bf16' | 'fp16' | 'auto'`` (see
+    ``core.device.resolve_precision``); fp32, the default, tracks exactly as the references do.
+    Score maps and everything after them stay float32 in every precision, and so do the parts
+    ``full_precision_modules`` names. ``channels_last``: NHWC memory layout for the network and
+    its input crops on the CPU (faster convolutions, the same results up to float rounding).
     """
     exemplar_size: int = 127
     instance_size: int = 255
@@ -54,6 +61,8 @@ class TrackerConfig:
     recover_threshold: float = 0.5
     lost_instance_size: int = 255
     lost_window_influence: float = 0.001
+    precision: str = 'fp32'
+    channels_last: bool = True
 
 
 @dataclass(frozen=True)
@@ -157,15 +166,24 @@ class SiameseTracker(abc.ABC):
 
     def __init__(self, config: TrackerConfig, device: str | torch.device = 'cpu',
                  half: bool = False):
+        """``half=True`` is the older spelling of ``config.precision='fp16'`` (CUDA only)."""
         if not isinstance(config, self.config_class):
             raise ValueError(f'{type(self).__name__} needs a {self.config_class.__name__}, '
                              f'got {type(config).__name__}')
+        check_precision(config.precision)
         self.validate_config(config)
         self.config = config
         self.device = resolve_device(device)
-        self.dtype = resolve_dtype(self.device, half)
+        self.precision = resolve_precision(
+            legacy_half_precision(config.precision, half, self.device), self.device)
+        self.dtype = precision_dtype(self.precision)
+        self.memory_format = (torch.channels_last if config.channels_last and
+                              self.device.type == 'cpu' else torch.contiguous_format)
         self.colour_order = self.default_colour_order
-        self.model: nn.Module = self.build_model(config).to(self.device, self.dtype).eval()
+        self.model: nn.Module = self.build_model(config)
+        self.place_model()
+        for module in self.full_precision_modules():
+            module.register_forward_pre_hook(_inputs_to_parameter_dtype)
         self.template_features: Any = None
         self.initial_template_features: Any = None
         self.center = np.zeros(2)
@@ -197,8 +215,17 @@ class SiameseTracker(abc.ABC):
         from siam_tracking_ros.core.checkpoints import load_checkpoint
         metadata = load_checkpoint(path, self.model, self.device, expected_tracker=self.name)
         self.colour_order = metadata.get('colour_order') or self.default_colour_order
-        self.model.to(self.device, self.dtype).eval()
+        self.place_model()
         return metadata
+
+    def place_model(self) -> None:
+        """Put ``self.model`` on the device in eval mode, in the tracker's dtype and memory format,
+        with ``full_precision_modules`` in float32. Call it again after replacing parameters."""
+        self.model.to(self.device, self.dtype).eval()
+        if self.memory_format is torch.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        for module in self.full_precision_modules():
+            module.float()
 
     @property
     def name(self) -> str:
@@ -306,7 +333,16 @@ class SiameseTracker(abc.ABC):
 
     def extract_features(self, crops: torch.Tensor) -> Any:
         """Backbone (+ neck) features of crops ``(N, 3, s, s)``; used for template and search."""
-        return self.model.features(crops)
+        return self.model.features(self.network_input(crops))
+
+    def network_input(self, crops: torch.Tensor) -> torch.Tensor:
+        """``crops`` in the network's dtype and memory format."""
+        return crops.to(self.dtype, memory_format=self.memory_format)
+
+    def full_precision_modules(self) -> list[nn.Module]:
+        """Sub-networks of ``self.model`` kept in float32 whatever the precision: the parts where
+        reduced precision costs accuracy. Their floating inputs are cast to float32. None here."""
+        return []
 
     @abc.abstractmethod
     def compute_template(self, image: torch.Tensor, box: np.ndarray) -> Any:
@@ -380,6 +416,23 @@ class SiameseTracker(abc.ABC):
     def set_template_features(self, features: Any) -> None:
         """Replace the template used from the next frame on (e.g. a short-term template)."""
         self.template_features = features
+
+
+def _cast_floating(value, dtype: torch.dtype):
+    if isinstance(value, torch.Tensor):
+        return value.to(dtype) if value.is_floating_point() else value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cast_floating(item, dtype) for item in value)
+    if isinstance(value, dict):
+        return {key: _cast_floating(item, dtype) for key, item in value.items()}
+    return value
+
+
+def _inputs_to_parameter_dtype(module: nn.Module, args: tuple) -> tuple:
+    """Forward pre-hook of a full-precision module: floating inputs (also inside lists, tuples
+    and dicts) take the dtype of the module's parameters."""
+    parameter = next(module.parameters(), None)
+    return args if parameter is None else _cast_floating(args, parameter.dtype)
 
 
 def _is_finite_proposal(localisation: Localisation) -> bool:
