@@ -26,6 +26,8 @@ SUBCOMMANDS = {
     'train': 'train a tracker network',
     'target': 'pick a target box on a frame and send it to a running tracker node',
     'synth': 'generate synthetic UAV-like sequences in UAV123 layout',
+    'export': "write a tracker's weights in pysot's or siamfc-pytorch's checkpoint layout",
+    'parity': 'run a reference tracker (pysot, siamfc-pytorch) beside the package, frame by frame',
 }
 
 
