@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from siam_tracking_ros.core.device import resolve_device
+from siam_tracking_ros.core.device import check_precision, resolve_device
 from siam_tracking_ros.core.registry import list_trackers
 
 
@@ -29,7 +29,10 @@ PARAMETERS: dict[str, ParameterSpec] = {
     'tracker': ParameterSpec('siamfc_alexnet', 'registry name of the tracker'),
     'weights': ParameterSpec('', 'checkpoint path; empty uses the weights the package ships'),
     'device': ParameterSpec('auto', "'auto', 'cpu', 'cuda' or 'cuda:N'"),
-    'half': ParameterSpec(False, 'fp16 inference on CUDA (ignored on CPU)'),
+    'precision': ParameterSpec('auto', "network arithmetic: 'auto' (fp16 on CUDA, bf16 on a CPU "
+                                       "with native bf16, else fp32), 'fp32', 'bf16' or 'fp16'"),
+    'half': ParameterSpec(False, "older spelling of precision 'fp16' (CUDA only): true overrides "
+                                 'precision on CUDA, ignored on CPU'),
     'profile': ParameterSpec('uav', "camera profile the parameters came from: 'uav' or 'vehicle'"),
     'lost_threshold': ParameterSpec(0.2, 'score below which the target is reported LOST'),
     'recover_threshold': ParameterSpec(0.4, 'score at which a LOST target is TRACKING again'),
@@ -45,7 +48,7 @@ PARAMETERS: dict[str, ParameterSpec] = {
 }
 
 # Changing one of these loads a new tracker; the thresholds are set on the running one.
-MODEL_PARAMETERS = ('tracker', 'weights', 'device', 'half')
+MODEL_PARAMETERS = ('tracker', 'weights', 'device', 'precision', 'half')
 THRESHOLD_PARAMETERS = ('lost_threshold', 'recover_threshold')
 
 
@@ -65,6 +68,14 @@ def _check_weights(value, _values) -> str | None:
 def _check_device(value, _values) -> str | None:
     try:
         resolve_device(value)  # also refuses a CUDA device this machine does not have
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+def _check_precision(value, _values) -> str | None:
+    try:
+        check_precision(value)
     except ValueError as error:
         return str(error)
     return None
@@ -102,6 +113,7 @@ _CHECKS: dict[str, Callable[[Any, dict], str | None]] = {
     'tracker': _check_tracker,
     'weights': _check_weights,
     'device': _check_device,
+    'precision': _check_precision,
     'profile': _check_choice('uav', 'vehicle'),
     'input_transport': _check_choice('raw', 'compressed'),
     'lost_threshold': _check_thresholds,

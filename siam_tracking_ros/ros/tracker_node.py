@@ -123,7 +123,8 @@ class TrackerNode(LifecycleNode):
         """A tracker from parameter values; raises ValueError (or the loader's error)."""
         return build_tracker(
             values['tracker'], weights=values['weights'] or None, device=values['device'],
-            half=values['half'], lost_threshold=values['lost_threshold'],
+            precision=values['precision'], half=values['half'],
+            lost_threshold=values['lost_threshold'],
             recover_threshold=values['recover_threshold'])
 
     def _subscribe(self) -> None:

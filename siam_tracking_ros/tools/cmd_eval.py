@@ -7,6 +7,7 @@ from typing import Callable
 
 import yaml
 
+from siam_tracking_ros.core.device import PRECISIONS
 from siam_tracking_ros.eval import ope
 from siam_tracking_ros.eval.baselines import CSRT_NAME, OpenCVCsrt
 from siam_tracking_ros.eval.datasets import open_dataset
@@ -55,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='checkpoint file(s), comma-separated, one per tracker '
                              '(default: the weights the package ships)')
     parser.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda' or 'cuda:N'")
+    parser.add_argument('--precision', choices=PRECISIONS, default='auto',
+                        help='network arithmetic: auto (default) is fp16 on CUDA, bf16 on a CPU '
+                             'with native bf16, fp32 otherwise; fp32 matches the references')
     parser.add_argument('--sequences', type=names_list,
                         help='only these sequences, comma-separated (default: all)')
     parser.add_argument('--config', nargs='+', metavar='KEY=VALUE',
@@ -67,16 +71,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def tracker_builder(names: list[str], weights: dict[str, Path | None], device,
-                    overrides: dict) -> Callable[[str], object]:
+                    overrides: dict, precision: str = 'fp32') -> Callable[[str], object]:
     """Check names, weights and overrides up front, then return ``build(name) -> tracker``.
 
     ``opencv_csrt`` (OpenCV's CSRT, for comparison) takes no weights or overrides.
+    ``precision`` applies to the other trackers unless ``overrides`` sets it.
     """
+    overrides = {'precision': precision, **overrides}
     from siam_tracking_ros.core.registry import build_tracker, default_config, replace_config
 
     for name in names:  # unknown names and fields fail before any tracking starts
         if name == CSRT_NAME:
-            if weights[name] is not None or overrides:
+            if weights[name] is not None or set(overrides) != {'precision'}:
                 raise ValueError(f'{CSRT_NAME} takes neither --weights nor --config')
             OpenCVCsrt()  # raises if CSRT is missing from this OpenCV build
         else:
@@ -96,10 +102,10 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     overrides = parse_overrides(args.config)
     weights = weights_by_tracker(args.tracker, args.weights)
-    build = tracker_builder(args.tracker, weights, device, overrides)
+    build = tracker_builder(args.tracker, weights, device, overrides, args.precision)
     dataset = open_dataset(args.dataset, args.sequences).truncated(args.max_frames)
     settings = {'weights': {name: str(path) if path else None for name, path in weights.items()},
-                'config_overrides': overrides, 'max_frames': args.max_frames,
+                'config_overrides': overrides, 'precision': args.precision, 'max_frames': args.max_frames,
                 'sequences': dataset.names}
     report = ope.evaluate_trackers(args.tracker, build, dataset, args.out, device,
                                    progress=not args.quiet, settings=settings)

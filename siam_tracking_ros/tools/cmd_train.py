@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from siam_tracking_ros.core.device import PRECISIONS
 from siam_tracking_ros.tools.cmd_eval import parse_overrides
 from siam_tracking_ros.train.loop import OPTIMIZERS, SCHEDULES, TrainConfig, run_training
 from siam_tracking_ros.train.recipes import trainable_trackers
@@ -45,7 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--threads', type=int, default=None,
                         help='CPU threads for torch (default: torch decides)')
-    parser.add_argument('--amp', action='store_true', help='bfloat16 autocast on CUDA')
+    parser.add_argument('--precision', choices=PRECISIONS, default='auto',
+                        help='forward-pass autocast: auto (default) is fp16 on CUDA, bf16 on a '
+                             'CPU with native bf16, fp32 otherwise; weights stay float32')
+    parser.add_argument('--amp', action='store_true',
+                        help='bfloat16 autocast on CUDA (older switch; with --precision fp32)')
     parser.add_argument('--resume', type=Path, default=None,
                         help='continue a run from its last.pth (weights, optimiser, epoch)')
     parser.add_argument('--init', type=Path, default=None,
@@ -75,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size, lr=args.lr,
         optimizer=args.optimizer, schedule=args.schedule, device=args.device,
         workers=args.workers, seed=args.seed, resume=args.resume, init=args.init,
-        amp=args.amp, progress=not args.no_progress, synth_cache=args.synth_cache,
+        amp=args.amp, precision=args.precision, progress=not args.no_progress, synth_cache=args.synth_cache,
         tracker_config=parse_overrides(args.config))
     metadata = run_training(config)
     print(json.dumps({'checkpoint': str(args.out / 'last.pth'),

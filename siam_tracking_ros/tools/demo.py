@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from siam_tracking_ros.core import boxes
+from siam_tracking_ros.core.device import PRECISIONS
 from siam_tracking_ros.ros.process import (start_tracker_node, stop_process,
                                            use_local_ros_environment)
 
@@ -34,6 +35,9 @@ def parse_arguments(argv):
     parser.add_argument('--profile', default='uav', choices=('uav', 'vehicle'))
     parser.add_argument('--tracker', help="tracker to run (default: the profile's)")
     parser.add_argument('--device', default='auto', help="'auto', 'cpu' or 'cuda[:n]'")
+    parser.add_argument('--precision', default='auto', choices=PRECISIONS,
+                        help="the node's network arithmetic (default auto: fp16 on CUDA, bf16 on a "
+                             'CPU with native bf16, fp32 otherwise)')
     parser.add_argument('--seed', type=int, default=0, help='seed of the synthetic sequence')
     parser.add_argument('--out', type=Path, default=Path('demo_out'))
     args = parser.parse_args(argv)
@@ -160,7 +164,7 @@ def main(argv=None) -> int:
         print(f'error: sequence {name} has no ground truth on its first frame', file=sys.stderr)
         return 1
     args.out.mkdir(parents=True, exist_ok=True)
-    parameters = {'device': args.device, **({'tracker': args.tracker} if args.tracker else {})}
+    parameters = {'device': args.device, 'precision': args.precision, **({'tracker': args.tracker} if args.tracker else {})}
     namespace = f'/demo_{os.getpid()}'
     with open(args.out / 'node.log', 'w') as log:
         process = start_tracker_node(namespace, args.profile, parameters, log)

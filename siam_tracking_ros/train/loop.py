@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from siam_tracking_ros.core.device import check_precision, precision_dtype, resolve_precision
 from siam_tracking_ros.train.checkpointing import (load_training_state, save_training_checkpoint,
                                                    training_tracker)
 from siam_tracking_ros.train.dataset import EpochSampler, PairDataset
@@ -48,6 +49,8 @@ class TrainConfig:
     resume: Path | None = None
     init: Path | None = None
     amp: bool = False
+    # Forward-pass arithmetic (autocast); fp32 trains exactly as before. See autocast_dtype.
+    precision: str = 'fp32'
     cache_bytes: int = 1 << 30
     progress: bool = True
     synth_cache: Path | None = None
@@ -55,6 +58,7 @@ class TrainConfig:
     tracker_config: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        check_precision(self.precision)
         if self.epochs < 1 or self.steps_per_epoch < 1 or self.batch_size < 1:
             raise ValueError('epochs, steps_per_epoch and batch_size must all be positive, got '
                              f'{self.epochs}, {self.steps_per_epoch}, {self.batch_size}')
@@ -148,6 +152,18 @@ def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str
     return {name: value.to(device, non_blocking=True) for name, value in batch.items()}
 
 
+def autocast_dtype(precision: str, amp: bool, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype of the training forward passes, None for plain float32.
+
+    The weights, gradients and optimiser state stay float32 in every precision. ``amp`` is the
+    older switch for bf16 autocast on CUDA; it applies when ``precision`` is fp32.
+    """
+    if amp and device.type == 'cuda' and check_precision(precision) == 'fp32':
+        return torch.bfloat16
+    resolved = resolve_precision(precision, device)
+    return None if resolved == 'fp32' else precision_dtype(resolved)
+
+
 def run_training(config: TrainConfig, recipe: TrainingRecipe | None = None) -> dict:
     """Train ``config.tracker`` and return the final metadata (also stored in the checkpoint).
 
@@ -188,7 +204,9 @@ def run_training(config: TrainConfig, recipe: TrainingRecipe | None = None) -> d
         'seed': config.seed, 'init': str(config.init) if config.init else None,
         'recipe': recipe.describe(), 'tracker_config': asdict(tracker.config),
     }
-    scaler = torch.amp.GradScaler(enabled=config.amp and tracker.device.type == 'cuda')
+    forward_dtype = autocast_dtype(config.precision, config.amp, tracker.device)
+    metadata['precision'] = str(forward_dtype or torch.float32).replace('torch.', '')
+    scaler = torch.amp.GradScaler(enabled=forward_dtype is torch.float16)
     epoch_sampler = EpochSampler(dataset)
     loader = DataLoader(dataset, batch_size=config.batch_size, sampler=epoch_sampler,
                         num_workers=config.workers, drop_last=True,
@@ -206,8 +224,8 @@ def run_training(config: TrainConfig, recipe: TrainingRecipe | None = None) -> d
                                recipe.optimiser.final_lr_ratio, schedule)
             for group in optimizer.param_groups:
                 group['lr'] = lr
-            with torch.autocast(tracker.device.type, dtype=torch.bfloat16,
-                                enabled=config.amp and tracker.device.type == 'cuda'):
+            with torch.autocast(tracker.device.type, dtype=forward_dtype or torch.bfloat16,
+                                enabled=forward_dtype is not None):
                 loss, parts = recipe.loss(tracker, _to_device(batch, tracker.device))
             if not torch.isfinite(loss):
                 raise FloatingPointError(f'loss became {float(loss)} at step {step}; lower --lr')
