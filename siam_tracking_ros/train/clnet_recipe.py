@@ -83,12 +83,14 @@ class CLNetRecipe(SiamRPNRecipe):
                     score_shape: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Positive / negative position masks ``(B, H, W)`` from the sampled anchor labels.
 
-        A pair none of whose anchors passes IoU > 0.6 contributes its best-overlapping anchor as
-        a positive, so that every pair of the sequence is represented in the positive set.
+        As in the reference, the sets pool the positive anchors of every pair of the batch, and a
+        pair without one contributes none. Only a batch with no positive anchor at all (which the
+        tracker would not adjust) takes each pair's best-overlapping anchor instead, so that the
+        step still trains the network.
         """
         positive = labels == POSITIVE
-        lacking = ~positive.any(dim=1)
-        positive[lacking, best_anchor[lacking]] = True
+        if not positive.any():
+            positive[torch.arange(labels.shape[0], device=labels.device), best_anchor] = True
         negative = labels == NEGATIVE
         shape = (labels.shape[0], *score_shape)
         return positions_from_anchor_labels(positive.view(shape), negative.view(shape))

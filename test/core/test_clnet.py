@@ -1,5 +1,6 @@
-"""CLNet: number-free latent feature, delta shapes, and the tracker's first-frame adjustment."""
-import warnings
+"""CLNet: number-free latent feature, delta shapes, zero start, the first-frame adjustment, and
+the tracker without adjustment (zero delta, or switched off) being SiamRPN++ box for box."""
+import dataclasses
 
 import numpy as np
 import pytest
@@ -8,8 +9,15 @@ import torch
 from siam_tracking_ros.core.models.clnet import (CLNetModules, CompactLatentNetwork,
                                                  HiddenMapRecorder, set_statistics)
 from siam_tracking_ros.core.models.heads import SingleLayerRPN, check_param_deltas
-from siam_tracking_ros.core.registry import build_tracker, default_config
-from siam_tracking_ros.core.trackers.clnet import positions_from_anchor_labels
+from siam_tracking_ros.core.registry import (WEIGHTS_DIR, build_tracker, build_untrained,
+                                             default_config)
+from siam_tracking_ros.core.trackers.clnet import CLNET_PREFIX, positions_from_anchor_labels
+from siam_tracking_ros.train.checkpointing import load_initial_weights, reset_parameters
+
+from base_equivalence import real_frames, synthetic_frames, tracked_boxes
+
+torch.set_num_threads(1)
+BASE_WEIGHTS = WEIGHTS_DIR / 'siamrpn_alexnet.pth'
 
 
 def small_network(use_negatives: bool) -> CompactLatentNetwork:
@@ -57,9 +65,17 @@ def test_loc_branch_uses_positives_only_and_deltas_are_bounded():
     assert all(delta.abs().max() <= 1 for delta in deltas.values())  # tanh output
 
 
+def give_predictors_weights(clnet: CLNetModules) -> None:
+    """Non-zero last FCs, as after training (they start at zero)."""
+    with torch.no_grad():
+        for network in clnet.networks.values():
+            torch.nn.init.normal_(network.predict[-2].weight, std=0.01)
+
+
 def test_deltas_have_the_shapes_of_the_head_layers_they_adjust():
     head = SingleLayerRPN(anchor_num=5, in_channels=8, hidden=8).eval()
     clnet = CLNetModules(head).eval()
+    give_predictors_weights(clnet)
     template, search = torch.randn(1, 8, 4, 4), torch.randn(1, 8, 10, 10)
     with HiddenMapRecorder(head) as recorder, torch.no_grad():
         cls, loc = head([template], [search])
@@ -91,12 +107,9 @@ def test_positions_from_anchor_labels():
 
 
 def test_tracker_adjusts_its_head_once_at_the_first_frame():
-    config = default_config('clnet_alexnet')
-    assert (config.penalty_k, config.window_influence, config.lr) == (0.599, 0.18, 0.751)
     torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')  # untrained network: only the mechanics are checked
-        tracker = build_tracker('clnet_alexnet', device='cpu')
+    tracker = build_untrained('clnet_alexnet', device='cpu')
+    give_predictors_weights(tracker.model.clnet)
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, size=(200, 240, 3), dtype=np.uint8)
     tracker.init(image, (100, 80, 30, 24))
@@ -106,6 +119,99 @@ def test_tracker_adjusts_its_head_once_at_the_first_frame():
                            'loc.head.3.bias'}
     for name, delta in deltas.items():
         assert delta.shape == head_parameters[name].shape
+        assert delta.abs().max() > 0
     result = tracker.track(image)
     assert tracker.head_param_deltas is deltas  # not recomputed while tracking
     assert result.box.shape == (4,)
+
+
+@pytest.mark.parametrize('name, base', [('clnet_alexnet', 'siamrpn_alexnet'),
+                                        ('clnet_r50_l234', 'siamrpn_r50_l234')])
+def test_variants_track_with_their_base_constants(name, base):
+    config, base_config = default_config(name), default_config(base)
+    for field in dataclasses.fields(base_config):
+        assert getattr(config, field.name) == getattr(base_config, field.name), field.name
+    if name == 'clnet_alexnet':  # the AlexNet base's own constants, not the ResNet-50 UAV ones
+        assert (config.penalty_k, config.window_influence, config.lr) == (0.16, 0.40, 0.30)
+    assert (config.positive_iou, config.negative_iou, config.adjust_head) == (0.6, 0.3, True)
+
+
+def test_untrained_network_predicts_exactly_zero_delta():
+    torch.manual_seed(0)
+    tracker = build_untrained('clnet_alexnet', device='cpu')
+    # Training re-initialises every layer (reset_parameters): the zero start must survive that.
+    reset_parameters(tracker.model)
+    image = np.random.default_rng(1).integers(0, 255, size=(200, 240, 3), dtype=np.uint8)
+    tracker.init(image, (100, 80, 30, 24))
+    assert tracker.head_param_deltas is not None
+    for delta in tracker.head_param_deltas.values():
+        assert torch.count_nonzero(delta) == 0
+    # The layers before the zero FC are not zero: the network can learn from this start.
+    network = tracker.model.clnet.networks['cls']
+    assert network.predict[0].weight.abs().sum() > 0
+    assert network.predict[-2].weight.abs().sum() == 0
+
+
+def test_first_frame_without_a_positive_anchor_leaves_the_head_alone():
+    torch.manual_seed(0)
+    tracker = build_untrained('clnet_alexnet', device='cpu')
+    image = np.random.default_rng(2).integers(0, 255, size=(200, 240, 3), dtype=np.uint8)
+    # A 60 x 6 box: elongated past every anchor ratio (1/3 .. 3), so no IoU exceeds 0.6.
+    box = np.array([80.0, 100.0, 60.0, 6.0])
+    tracker.init(image, box)
+    geometry = tracker.search_geometry()
+    positive, _ = tracker.label_anchors(geometry, box)
+    assert not positive.any()
+    assert tracker.first_frame_sets(box, geometry) is None
+    assert tracker.head_param_deltas is None  # plain SiamRPN++ for this sequence
+    tracker.init(image, (100, 80, 30, 24))  # a box the anchors fit: adjusted again
+    assert tracker.head_param_deltas is not None
+
+
+def base_and_zero_delta_clnet():
+    """siamrpn_alexnet and an untrained CLNet (zero delta) on the same base weights."""
+    base = build_tracker('siamrpn_alexnet', weights=BASE_WEIGHTS, device='cpu')
+    clnet = build_untrained('clnet_alexnet', device='cpu')
+    load_initial_weights(clnet.model, BASE_WEIGHTS, (CLNET_PREFIX,))
+    clnet.place_model()
+    return base, clnet
+
+
+def base_and_clnet_with_adjustment_off():
+    """The shipped CLNet with ``adjust_head`` off and siamrpn_alexnet on the base it holds."""
+    clnet = build_tracker('clnet_alexnet', device='cpu', adjust_head=False)
+    base = build_untrained('siamrpn_alexnet', device='cpu')
+    base.model.load_state_dict({key: value for key, value in clnet.model.state_dict().items()
+                                if not key.startswith(CLNET_PREFIX)})
+    base.place_model()
+    return base, clnet
+
+
+def assert_clnet_is_its_base(pair, frames, first_box, computes_delta: bool):
+    base, clnet = pair
+    expected = tracked_boxes(base, frames, first_box)
+    actual = tracked_boxes(clnet, frames, first_box)
+    assert (clnet.head_param_deltas is not None) == computes_delta
+    np.testing.assert_array_equal(actual, expected)
+    assert np.ptp(expected[:, 0]) > 1.0  # the box moved: the comparison covers real tracking
+
+
+# (how the pair is made, whether CLNet computes a delta): a zero delta added to the head, and no
+# delta at all.
+WITHOUT_ADJUSTMENT = [pytest.param(base_and_zero_delta_clnet, True, id='zero-delta'),
+                      pytest.param(base_and_clnet_with_adjustment_off, False, id='adjust-off')]
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize('make_pair, computes_delta', WITHOUT_ADJUSTMENT)
+def test_without_adjustment_is_the_base_box_for_box_on_a_real_sequence(uav_dev, make_pair,
+                                                                       computes_delta):
+    frames, first_box = real_frames(uav_dev, 'building5')
+    assert_clnet_is_its_base(make_pair(), frames, first_box, computes_delta)
+
+
+@pytest.mark.parametrize('make_pair, computes_delta', WITHOUT_ADJUSTMENT)
+def test_without_adjustment_is_the_base_box_for_box_on_a_synthetic_sequence(make_pair,
+                                                                            computes_delta):
+    frames, first_box = synthetic_frames()
+    assert_clnet_is_its_base(make_pair(), frames, first_box, computes_delta)

@@ -1,4 +1,5 @@
-"""SA-Siam: S-Net geometry and weights, channel attention, fusion and the twofold tracker."""
+"""SA-Siam: S-Net geometry and weights, channel attention, fusion, the twofold tracker, and
+SA-Siam with appearance weight 1 being SiamFC box for box."""
 import functools
 import tempfile
 import warnings
@@ -10,7 +11,8 @@ import torch
 
 from siam_tracking_ros.core.checkpoints import save_checkpoint
 from siam_tracking_ros.core.models.siamese import SiamFCNet
-from siam_tracking_ros.core.registry import build_tracker, default_config
+from siam_tracking_ros.core.registry import (WEIGHTS_DIR, build_tracker, build_untrained,
+                                             default_config)
 from siam_tracking_ros.core.trackers.base import FrameContext
 from siam_tracking_ros.core.trackers.sa_siam import SASiamConfig, SASiamTracker
 
@@ -22,6 +24,10 @@ from siam_tracking_ros.core.models.semantic import (
     grid_max_pool,
     load_snet_weights,
 )
+
+from base_equivalence import real_frames, synthetic_frames, tracked_boxes
+
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
@@ -309,3 +315,33 @@ def test_invalid_lambda_is_rejected():
         SASiamTracker(SASiamConfig(appearance_weight=1.5))
     with pytest.raises(ValueError, match="needs an SASiamConfig"):
         SASiamTracker(default_config("siamfc_alexnet"))
+
+
+# ---------------------------------------------------------------------- reduces to SiamFC
+def siamfc_and_appearance_only_sa_siam():
+    """The shipped SA-Siam with lambda = 1 and siamfc_alexnet on the A-Net it holds."""
+    sa_siam = build_tracker("sa_siam", weights=WEIGHTS_DIR / "sa_siam.pth", device="cpu",
+                            appearance_weight=1.0)
+    siamfc = build_untrained("siamfc_alexnet", device="cpu")
+    siamfc.model.load_state_dict(sa_siam.model.appearance.state_dict())
+    siamfc.colour_order = sa_siam.colour_order
+    siamfc.place_model()
+    return siamfc, sa_siam
+
+
+def assert_sa_siam_is_siamfc(frames, first_box):
+    siamfc, sa_siam = siamfc_and_appearance_only_sa_siam()
+    assert sa_siam.snet_loaded  # the semantic branch runs and is weighted 0
+    assert float(sa_siam.extension.appearance_bias.detach()) == 0.0
+    expected = tracked_boxes(siamfc, frames, first_box)
+    np.testing.assert_array_equal(tracked_boxes(sa_siam, frames, first_box), expected)
+    assert np.ptp(expected[:, 0]) > 1.0  # the box moved: the comparison covers real tracking
+
+
+@pytest.mark.shared_data
+def test_appearance_weight_one_is_siamfc_box_for_box_on_a_real_sequence(uav_dev):
+    assert_sa_siam_is_siamfc(*real_frames(uav_dev, "car16_1"))
+
+
+def test_appearance_weight_one_is_siamfc_box_for_box_on_a_synthetic_sequence():
+    assert_sa_siam_is_siamfc(*synthetic_frames())

@@ -211,18 +211,16 @@ def test_dsiam_clip_items_follow_the_tracking_loop(sequence_folder):
     item = recipe.make_item(PairSampler(tracks).sample(np.random.default_rng(0)), ImageCache(),
                             np.random.default_rng(1))
     assert item['first_target'].shape == (127, 127, 3)
-    assert item['targets'].shape == (2, 127, 127, 3)
-    assert item['regions'].shape == item['searches'].shape == (2, 255, 255, 3)
+    # Frame 0 is scored without transforms: V and W learn from frame 1 only.
+    assert item['targets'].shape == (1, 127, 127, 3)
+    assert item['regions'].shape == (1, 255, 255, 3)
+    assert item['searches'].shape == (2, 255, 255, 3)
     labels = item['labels']
     assert labels.shape == (2, 17, 17) and set(labels.unique().tolist()) == {-1.0, 1.0}
     # The target moves right and down between frames (fixture: +8, +3 px per frame), so the
     # positive disc of the next frame's search lies right of the response centre.
     columns = torch.nonzero(labels[0] > 0)[:, 1].float()
     assert columns.mean() > 8.0
-    # Target sizes in region pixels: the context square maps the (36, 28) box to 255 / side.
-    side = exemplar_side(np.array([36.0, 28.0]), 0.5) * 255 / 127
-    np.testing.assert_allclose(item['region_target_sizes'][0].numpy(),
-                               np.array([36.0, 28.0]) * 255 / side, rtol=1e-5)
 
 
 def test_dsiam_m_learns_fusion_maps_and_lambdas_on_clips(sequence_folder, siamfc_file, tmp_path):
@@ -270,3 +268,38 @@ def test_sa_siam_stage_takes_an_imagenet_snet_from_the_config(two_category_still
     state, _ = read_checkpoint(tmp_path / 'fusion' / 'last.pth')
     for key, value in snet_state.items():
         torch.testing.assert_close(state[f'extension.semantic.snet.{key}'], value)
+
+
+@pytest.fixture
+def siamrpn_file(tmp_path: Path) -> Path:
+    """A SiamRPN++ AlexNet weights file (the frozen base CLNet trains on)."""
+    torch.manual_seed(7)
+    tracker = training_tracker('siamrpn_alexnet', 'cpu', None)
+    path = tmp_path / 'siamrpn.pth'
+    save_checkpoint(path, 'siamrpn_alexnet', tracker.model, tracker.config, {}, 'BGR')
+    return path
+
+
+def test_clnet_trains_its_latent_network_on_a_frozen_base(sequence_folder, siamrpn_file,
+                                                          tmp_path):
+    torch.set_num_threads(1)
+    recipe = quick(recipe_for('clnet_alexnet'), lr=1e-3)
+    batch = fixed_batch(recipe, str(sequence_folder), 4)
+    initial = training_tracker('clnet_alexnet', 'cpu', siamrpn_file, recipe.load_init)
+    before_state = initial.model.state_dict()
+    # The run starts from the base itself: the zero-initialised last FC predicts no delta.
+    last_fcs = [key for key in before_state if key.startswith('clnet.') and 'predict.4' in key]
+    assert last_fcs and all(torch.count_nonzero(before_state[key]) == 0 for key in last_fcs)
+    recipe.prepare(initial)
+    before = batch_loss(recipe, initial, batch)
+    run_training(TrainConfig(tracker='clnet_alexnet', data=(str(sequence_folder),),
+                             out=tmp_path / 'clnet', epochs=1, steps_per_epoch=6, batch_size=4,
+                             device='cpu', init=siamrpn_file, progress=False), recipe)
+    trained = training_tracker('clnet_alexnet', 'cpu', tmp_path / 'clnet' / 'last.pth')
+    after_state = trained.model.state_dict()
+    base_keys = [key for key in before_state if not key.startswith('clnet.')]
+    assert same({k: before_state[k] for k in base_keys}, {k: after_state[k] for k in base_keys})
+    assert not same(tensors(before_state, 'clnet.'), tensors(after_state, 'clnet.'))
+    assert any(torch.count_nonzero(after_state[key]) > 0 for key in last_fcs)
+    recipe.prepare(trained)
+    assert batch_loss(recipe, trained, batch) < before

@@ -10,6 +10,7 @@ and ``h_1`` is the last 1x1 conv with parameters ``theta_1`` (eq. 3). CLNet
   positive set only, since only positives train the regression),
 * predicts ``delta theta_1 = g_delta(c)`` with FC 128, ReLU, FC 128, ReLU, FC n_params, tanh
   (eq. 5), which the tracker adds to ``theta_1`` (eq. 6) for the rest of the sequence (eq. 7).
+  The last FC is zero-initialised, so that an untrained CLNet leaves its base unchanged.
 
 Sizes follow section 4.1: l = 256 for cls and 512 for loc, so both latents have 1024 values.
 """
@@ -54,6 +55,22 @@ def set_statistics(vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, std
 
 
+class ZeroInitLinear(nn.Linear):
+    """The FC before g_delta's tanh, initialised (and re-initialised) to zero.
+
+    tanh(0) = 0: an untrained CLNet predicts no delta and the tracker is exactly its base (eq. 6
+    with delta theta_1 = 0). With PyTorch's default initialisation the first deltas are as large
+    as the weights they adjust or larger, and overwrite the trained head. Training still moves
+    the layer away from zero: its weight gradient is the (non-zero) hidden activation times the
+    loss gradient, and the earlier layers follow once it is non-zero.
+    """
+
+    def reset_parameters(self) -> None:
+        nn.init.zeros_(self.weight)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+
 class CompactLatentNetwork(nn.Module):
     """CLNet for one head's last layer: hidden map + sample sets -> parameter deltas."""
 
@@ -68,7 +85,7 @@ class CompactLatentNetwork(nn.Module):
         self.predict = nn.Sequential(
             nn.Linear(latent_size, PREDICTOR_HIDDEN), nn.ReLU(inplace=True),
             nn.Linear(PREDICTOR_HIDDEN, PREDICTOR_HIDDEN), nn.ReLU(inplace=True),
-            nn.Linear(PREDICTOR_HIDDEN, sum(self.sizes.values())), nn.Tanh())
+            ZeroInitLinear(PREDICTOR_HIDDEN, sum(self.sizes.values())), nn.Tanh())
 
     def latent(self, hidden: torch.Tensor, positive: torch.Tensor,
                negative: torch.Tensor | None) -> torch.Tensor:

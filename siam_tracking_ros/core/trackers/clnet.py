@@ -13,14 +13,14 @@ network and the adjustment network.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from siam_tracking_ros.core import boxes
 from siam_tracking_ros.core.models.clnet import CLNetModules, HiddenMapRecorder
-from siam_tracking_ros.core.registry import register_tracker
+from siam_tracking_ros.core.registry import default_config, register_tracker
 from siam_tracking_ros.core.trackers.base import InitContext
 from siam_tracking_ros.core.trackers.siamrpn import SiamRPNConfig, SiamRPNTracker
 
@@ -29,13 +29,17 @@ CLNET_PREFIX = 'clnet.'
 
 @dataclass(frozen=True)
 class CLNetConfig(SiamRPNConfig):
-    """SiamRPN++ constants with CLNet's tracking constants for UAV data (penalty_k 0.599,
-    window influence 0.18, lr 0.751) and the anchor labelling IoUs of section 3.4."""
-    penalty_k: float = 0.599
-    window_influence: float = 0.18
-    lr: float = 0.751
+    """The base SiamRPN++'s tracking constants and the anchor labelling IoUs of section 3.4.
+
+    CLNet adjusts the head only; its tracking procedure is the base's, and the reference's default
+    config (``experiments/clnet_r50_l234/config.yaml``) keeps the base's penalty, window and lr.
+    Its UAV123 config (penalty 0.599, window 0.18, lr 0.751) is a ResNet-50 tuning for one
+    benchmark and is not used: every registered variant takes the constants of its own base.
+    ``adjust_head``: False runs the base alone (no delta), the ablation of the adjustment.
+    """
     positive_iou: float = 0.6
     negative_iou: float = 0.3
+    adjust_head: bool = True
 
 
 def positions_from_anchor_labels(positive: np.ndarray | torch.Tensor,
@@ -53,6 +57,11 @@ def positions_from_anchor_labels(positive: np.ndarray | torch.Tensor,
     return positive_positions, negative_positions
 
 
+def base_fields(base_name: str) -> dict:
+    """The registered base tracker's config values, for a CLNet variant on that base."""
+    return dataclasses.asdict(default_config(base_name))
+
+
 class CLNetTracker(SiamRPNTracker):
     """SiamRPN++ whose cls/loc last layers are adjusted from the first frame's samples."""
 
@@ -61,36 +70,36 @@ class CLNetTracker(SiamRPNTracker):
         model.add_module('clnet', CLNetModules(model.rpn_head))
         return model
 
-    def first_frame_sets(self, box: np.ndarray, geometry) -> tuple[torch.Tensor, torch.Tensor]:
-        """Positive / negative position masks ``(1, H, W)`` of the first frame's search crop."""
+    def first_frame_sets(self, box: np.ndarray,
+                         geometry) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Positive / negative position masks ``(1, H, W)`` of the first frame's search crop, or
+        None when no anchor passes the positive IoU (a target too small or too elongated for
+        every anchor): the reference then leaves the head as it is (its ``init`` runs the
+        adjustment only when some anchor label is 1)."""
         positive, negative = self.label_anchors(geometry, box, self.config.positive_iou,
                                                 self.config.negative_iou)
         if not positive.any():
-            # A target too small or too elongated for every anchor: keep the best-overlapping
-            # anchor as the one positive sample rather than build no positive set at all.
-            overlap = self.anchor_iou(geometry, box)
-            positive = overlap == overlap.max()
+            return None
         positive_positions, negative_positions = positions_from_anchor_labels(positive, negative)
         return (positive_positions[None].to(self.device),
                 negative_positions[None].to(self.device))
 
-    def anchor_iou(self, geometry, box) -> np.ndarray:
-        """IoU ``(A, H, W)`` of every anchor of ``geometry`` with the 0-based ``box``."""
-        anchors = self.anchor_boxes_in_image(geometry)
-        return boxes.iou(np.asarray(box, dtype=np.float64),
-                         anchors.reshape(-1, 4)).reshape(anchors.shape[:-1])
-
     def on_init(self, context: InitContext) -> None:
+        if not self.config.adjust_head:
+            return
         geometry = self.search_geometry()
+        sets = self.first_frame_sets(context.box, geometry)
+        if sets is None:
+            return  # plain SiamRPN++ for this sequence
         _, search_features = self.search_frame(context.image, geometry)
         with HiddenMapRecorder(self.model.rpn_head) as recorder:
             self.model(context.template_features, search_features)
-        positive, negative = self.first_frame_sets(context.box, geometry)
-        self.head_param_deltas = self.model.clnet(recorder.maps, positive, negative)
+        self.head_param_deltas = self.model.clnet(recorder.maps, *sets)
 
 
 # A CLNet weights file holds the base network and ``clnet.*``: a base-only file (pysot's
 # SiamRPN++) lacks the adjustment network, so each variant loads its own file only.
-register_tracker('clnet_r50_l234', CLNetConfig, CLNetTracker, weights_name='clnet_r50_l234')
+register_tracker('clnet_r50_l234', CLNetConfig, CLNetTracker, weights_name='clnet_r50_l234',
+                 config=CLNetConfig(**base_fields('siamrpn_r50_l234')))
 register_tracker('clnet_alexnet', CLNetConfig, CLNetTracker, weights_name='clnet_alexnet',
-                 config=CLNetConfig(backbone='alexnet', instance_size=287, base_size=0))
+                 config=CLNetConfig(**base_fields('siamrpn_alexnet')))

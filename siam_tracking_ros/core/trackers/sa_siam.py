@@ -78,7 +78,7 @@ class ExtendedSiamFCTracker(SiamFCTracker, abc.ABC):
         load_state_dict_strict(target, state_dict, f"checkpoint '{path}'",
                                self.name if full else "SiamFC A-Net")
         self.colour_order = metadata.get("colour_order") or self.default_colour_order
-        self.model.to(self.device, self.dtype).eval()
+        self.place_model()
         self.after_weights_loaded(full)
         return metadata
 
@@ -164,10 +164,11 @@ class SASiamTracker(ExtendedSiamFCTracker):
         geometry = self.search_geometry()
         context_crop = self.crop(context.image, geometry.center, [geometry.side],
                                  geometry.out_size)
-        self.semantic_exemplar = self.semantic.exemplar(self.rgb(context_crop))
+        self.semantic_exemplar = self.semantic.exemplar(self.network_input(self.rgb(context_crop)))
 
     def modify_score_map(self, score_map: torch.Tensor, frame: FrameContext) -> torch.Tensor:
-        semantic = self.semantic.response(self.semantic_exemplar, self.rgb(frame.crops))
+        semantic = self.semantic.response(self.semantic_exemplar,
+                                          self.network_input(self.rgb(frame.crops)))
         return self.extension.fuse(score_map, semantic[:, 0].float(),
                                    self.config.appearance_weight)
 
