@@ -12,44 +12,27 @@ functions here work on tensors of shape ``(..., H, W)`` and treat every leading 
 problem. Everything stays in torch (``torch.fft``) on the caller's device and is differentiable,
 including with respect to ``lambda``, so the transforms can be trained end to end (section 3.5).
 
+``solve_transform`` is eq. (4) as printed. ``TransformLayer`` is the layer the authors' code
+builds from it (their RLR + CirConv layers), which differs from the printed equations in three
+ways that this module follows:
+
+- a Hann window multiplies the features before every FFT, when learning and when applying;
+- the energy term is divided by the number of cells H * W, i.e. lambda is scaled by H * W;
+- the layer's output mixes its input with the transformed features,
+  ``(1 - rate) * f + rate * T * (hann . f)``.
+
 Real inputs give Hermitian spectra, so the half spectra of ``rfft2`` are enough; a transform is
 kept as its half spectrum (``TransformSpectrum``) because applying it needs the spectrum anyway.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Union
 
 import torch
 
 Regulariser = Union[float, torch.Tensor]
-
-
-@dataclass(frozen=True)
-class RegressionStatistics:
-    """The two spectra eq. (4) is built from, kept apart so that they can be blended over time.
-
-    ``cross`` is conj(F(X)) . F(Y) and ``energy`` is conj(F(X)) . F(X) (real), both half spectra of
-    shape ``(..., H, W // 2 + 1)``; ``size`` is the spatial size ``(H, W)`` of the feature maps.
-    """
-
-    cross: torch.Tensor
-    energy: torch.Tensor
-    size: tuple[int, int]
-
-    def blend(self, newer: "RegressionStatistics", rate: float) -> "RegressionStatistics":
-        """Running average ``(1 - rate) * self + rate * newer`` of both spectra."""
-        if not 0.0 <= rate <= 1.0:
-            raise ValueError(f"blending rate must lie in [0, 1], got {rate}")
-        if newer.size != self.size or newer.cross.shape != self.cross.shape:
-            raise ValueError(
-                f"cannot blend regression statistics of shape {tuple(newer.cross.shape)} "
-                f"into statistics of shape {tuple(self.cross.shape)}")
-        return RegressionStatistics(
-            cross=torch.lerp(self.cross, newer.cross, rate),
-            energy=torch.lerp(self.energy, newer.energy, rate),
-            size=self.size,
-        )
 
 
 def _check_feature_pair(source: torch.Tensor, target: torch.Tensor) -> None:
@@ -67,19 +50,6 @@ def _check_regulariser(regulariser: Regulariser) -> None:
     value = regulariser.detach() if torch.is_tensor(regulariser) else torch.tensor(regulariser)
     if not bool(torch.all(value > 0)):
         raise ValueError(f"the regulariser lambda must be positive, got {regulariser}")
-
-
-def regression_statistics(source: torch.Tensor, target: torch.Tensor) -> RegressionStatistics:
-    """Spectra of eq. (4) for regressing ``source`` (X) onto ``target`` (Y), channel by channel."""
-    _check_feature_pair(source, target)
-    size = (int(source.shape[-2]), int(source.shape[-1]))
-    source_spectrum = torch.fft.rfft2(source)
-    target_spectrum = torch.fft.rfft2(target)
-    return RegressionStatistics(
-        cross=source_spectrum.conj() * target_spectrum,
-        energy=(source_spectrum.conj() * source_spectrum).real,
-        size=size,
-    )
 
 
 @dataclass(frozen=True)
@@ -105,16 +75,6 @@ class TransformSpectrum:
         return torch.fft.irfft2(self.spectrum * torch.fft.rfft2(features), s=self.size)
 
 
-def transform_from_statistics(statistics: RegressionStatistics,
-                              regulariser: Regulariser) -> TransformSpectrum:
-    """Closed-form solution of eq. (3): the element-wise quotient of eq. (4)."""
-    _check_regulariser(regulariser)
-    return TransformSpectrum(
-        spectrum=statistics.cross / (statistics.energy + regulariser),
-        size=statistics.size,
-    )
-
-
 def solve_transform(source: torch.Tensor, target: torch.Tensor,
                     regulariser: Regulariser) -> TransformSpectrum:
     """Transform T minimising ||T * source - target||^2 + lambda ||T||^2 per channel (eqs. 3-4).
@@ -123,23 +83,73 @@ def solve_transform(source: torch.Tensor, target: torch.Tensor,
     is lambda > 0, a float or a tensor broadcastable against the half spectrum (a learnable scalar
     in DSiam).
     """
-    return transform_from_statistics(regression_statistics(source, target), regulariser)
+    _check_feature_pair(source, target)
+    _check_regulariser(regulariser)
+    source_spectrum = torch.fft.rfft2(source)
+    energy = (source_spectrum.conj() * source_spectrum).real
+    return TransformSpectrum(
+        spectrum=source_spectrum.conj() * torch.fft.rfft2(target) / (energy + regulariser),
+        size=(int(source.shape[-2]), int(source.shape[-1])))
 
 
-def gaussian_weight_map(height: int, width: int, sigma_y: float, sigma_x: float,
-                        device: torch.device | None = None,
-                        dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Centred Gaussian weight map of shape ``(height, width)``, 1 at the centre.
-
-    DSiam multiplies the region G around the target by such a map to obtain the foreground-
-    highlighted region G-bar that the background-suppression transform W regresses onto (eq. 7).
-    The centre uses the 0-based pixel-centre convention ``(size - 1) / 2``.
+@functools.lru_cache(maxsize=32)
+def feature_window(height: int, width: int, device: torch.device = torch.device("cpu"),
+                   dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``(height, width)`` outer product of symmetric Hann windows (MATLAB's ``hann``, zero at
+    both ends), laid on feature maps before every FFT of a ``TransformLayer``. Cached: read-only.
     """
     if height < 1 or width < 1:
-        raise ValueError(f"weight map size must be positive, got {height}x{width}")
-    if sigma_y <= 0 or sigma_x <= 0:
-        raise ValueError(f"Gaussian widths must be positive, got sigma_y={sigma_y}, "
-                         f"sigma_x={sigma_x}")
-    ys = torch.arange(height, device=device, dtype=dtype) - (height - 1) / 2.0
-    xs = torch.arange(width, device=device, dtype=dtype) - (width - 1) / 2.0
-    return torch.exp(-0.5 * ((ys[:, None] / sigma_y) ** 2 + (xs[None, :] / sigma_x) ** 2))
+        raise ValueError(f"window size must be positive, got {height}x{width}")
+    # A normal tensor even when first asked for under inference mode: training reuses the cache.
+    with torch.inference_mode(False):
+        rows = torch.hann_window(height, periodic=False, dtype=torch.float64)
+        cols = torch.hann_window(width, periodic=False, dtype=torch.float64)
+        return torch.outer(rows, cols).to(device, dtype)
+
+
+def at_least_float32(features: torch.Tensor) -> torch.Tensor:
+    """Reduced-precision features (bf16, fp16) in float32; float32 / float64 as they are."""
+    return features if features.dtype in (torch.float32, torch.float64) else features.float()
+
+
+def windowed(features: torch.Tensor) -> torch.Tensor:
+    """``hann . features`` with the window of the features' spatial size."""
+    height, width = int(features.shape[-2]), int(features.shape[-1])
+    return features * feature_window(height, width, features.device, features.dtype)
+
+
+@dataclass(frozen=True)
+class TransformLayer:
+    """DSiam's online transform layer as the authors' code computes it (V and W of eq. 2).
+
+    ``transform``: T of eq. (4) solved between Hann-windowed features with lambda scaled by the
+    number of cells (``learn_transform_layer``); ``rate``: the layer's mixing weight (0.49 for V,
+    0.29 for W in the reference).
+    """
+
+    transform: TransformSpectrum
+    rate: float
+
+    def apply(self, features: torch.Tensor) -> torch.Tensor:
+        """``(1 - rate) * f + rate * T * (hann . f)``, computed in at least float32, returned in
+        the features' dtype."""
+        values = at_least_float32(features)
+        transformed = self.transform.apply(windowed(values))
+        return torch.lerp(values, transformed, self.rate).to(features.dtype)
+
+
+def learn_transform_layer(source: torch.Tensor, target: torch.Tensor, regulariser: Regulariser,
+                          rate: float) -> TransformLayer:
+    """The transform layer regressing ``source`` onto ``target`` (eqs. 5-8, reference form).
+
+    Both inputs are Hann-windowed and lambda is multiplied by H * W: the reference divides the
+    energy conj(F(X)) . F(X) by H * W and the cross term's application by H * W again, which is
+    eq. (4) with lambda * H * W. Solved in at least float32 whatever the features' dtype.
+    """
+    if not 0.0 < rate <= 1.0:
+        raise ValueError(f"a transform layer's rate must lie in (0, 1], got {rate}")
+    _check_feature_pair(source, target)
+    cells = int(source.shape[-2]) * int(source.shape[-1])
+    transform = solve_transform(windowed(at_least_float32(source)),
+                                windowed(at_least_float32(target)), regulariser * cells)
+    return TransformLayer(transform=transform, rate=float(rate))

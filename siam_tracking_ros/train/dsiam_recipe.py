@@ -4,10 +4,12 @@ What trains: the element-wise fusion maps of eq. (9) (DSiamM) and the two regula
 lambda_v, lambda_w of eqs. (5) and (7); the SiamFC network stays frozen, so ``--init`` takes a
 SiamFC (A-Net) file or a DSiam file. One item is a clip of ``steps + 1`` frames of one sequence,
 drawn at random gaps of at most ``max_step`` frames, cropped around the ground truth the way the
-tracker crops (``DSiamClip``): V and W are learned from frame t and the search region of frame
-t + 1, centred on the target's position in frame t, is scored. The loss is eq. (10): the logistic
-loss of every fused response against its label map J (+1 within SiamFC's 16-pixel radius of the
-target, -1 elsewhere), summed over the clip.
+tracker crops (``DSiamClip``): the search region of frame t + 1, centred on the target's position
+in frame t, is scored; at t = 0 without transforms (as in tracking before the first success),
+afterwards with V and W learned from frame t (the template crop, and the search-sized region
+whose weighted copy W regresses onto). The loss is eq. (10): the logistic loss of every fused
+response against its label map J (+1 within SiamFC's 16-pixel radius of the target, -1
+elsewhere), summed over the clip.
 
 Clip crops get no photometric augmentation: V and W are regressions between frames of the clip,
 and independent colour changes per frame would teach them to undo the augmentation.
@@ -59,8 +61,10 @@ class DSiamClipRecipe(TrainingRecipe):
             PairSamplingConfig(),
             RecipeConfig(lr=1e-2, final_lr_ratio=0.01, weight_decay=0.0, optimizer='adam',
                          schedule='cosine'))
-        if steps < 1 or max_step < 1:
-            raise ValueError(f'clip steps and max_step must be positive, got {steps}, {max_step}')
+        if steps < 2 or max_step < 1:
+            # Step 0 runs without transforms: the lambdas learn from the steps after it.
+            raise ValueError(f'DSiam clips need steps >= 2 and max_step >= 1, got {steps}, '
+                             f'{max_step}')
         self.steps = steps
         self.max_step = max_step
         self.response_size = (self.crop.instance_size - self.crop.exemplar_size) // \
@@ -95,12 +99,12 @@ class DSiamClipRecipe(TrainingRecipe):
             target = targets[frame]
             return cut(frame, target[:2], crop.template_side(target[2:]), crop.exemplar_size)
 
-        region_crops, region_sizes, search_crops, labels = [], [], [], []
+        region_crops, search_crops, labels = [], [], []
         for step in range(self.steps):
             target = targets[step]
             side = crop.template_side(target[2:]) * crop.instance_size / crop.exemplar_size
-            region_crops.append(cut(step, target[:2], side, crop.instance_size))
-            region_sizes.append(target[2:] * crop.instance_size / side)
+            if step > 0:  # frame 0 is the first frame: nothing is learned from it
+                region_crops.append(cut(step, target[:2], side, crop.instance_size))
             # The next frame searched where the target was, at the same scale (the tracker's rule).
             search_crops.append(cut(step + 1, target[:2], side, crop.instance_size))
             moved = box_in_crop(targets[step + 1], target[:2], side, crop.instance_size,
@@ -108,11 +112,11 @@ class DSiamClipRecipe(TrainingRecipe):
             offset = moved[:2] - (crop.instance_size - 1) / 2.0
             labels.append(siamfc_labels(self.response_size, SIAMFC_STRIDE, offset[None],
                                         SIAMFC_POSITIVE_RADIUS)[0] * 2.0 - 1.0)
+        learned = [exemplar(step) for step in range(1, self.steps)]
         return {
             'first_target': torch.from_numpy(exemplar(0)),
-            'targets': torch.from_numpy(np.stack([exemplar(step) for step in range(self.steps)])),
+            'targets': torch.from_numpy(np.stack(learned)),
             'regions': torch.from_numpy(np.stack(region_crops)),
-            'region_target_sizes': torch.as_tensor(np.stack(region_sizes), dtype=torch.float32),
             'searches': torch.from_numpy(np.stack(search_crops)),
             'labels': torch.from_numpy(np.stack(labels).astype(np.float32)),
         }
@@ -133,16 +137,15 @@ class DSiamClipRecipe(TrainingRecipe):
             tensor = batch_to_model_input(flat, tracker.colour_order, tracker.device)
             return tensor.reshape(*crops.shape[:-3], *tensor.shape[-3:])
 
-        return DSiamClip(first_targets=images('first_target'), targets=images('targets'),
-                         regions=images('regions'),
-                         region_target_sizes=batch['region_target_sizes'].to(tracker.device),
-                         searches=images('searches'))
+        return DSiamClip(first_targets=images('first_target'), searches=images('searches'),
+                         targets=images('targets'), regions=images('regions'))
 
     def loss(self, tracker, batch):
         config = tracker.config
         responses = clip_responses(tracker.model.appearance, tracker.extension,
                                    self.clip(tracker, batch), config.variation_rate,
-                                   config.suppression_rate, config.highlight_sigma_factor)
+                                   config.suppression_rate,
+                                   config.highlight_sigma_factor * config.exemplar_size)
         loss = clip_loss(responses.float(), batch['labels'].to(tracker.device))
         return loss, {'clip': float(loss.detach())}
 

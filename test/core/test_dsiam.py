@@ -1,16 +1,18 @@
-"""DSiam / DSiamM: layer features, transforms in the tracker, fusion maps, update rules, clips."""
+"""DSiam / DSiamM: layer features, transform layers in the tracker, weight map, update rules,
+fusion maps, clips, and DSiam with both transforms off == SiamFC box for box."""
 import dataclasses
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from siam_tracking_ros.core.fourier import learn_transform_layer
 from siam_tracking_ros.core.models.alexnet import SiamFCAlexNet
-from siam_tracking_ros.core.registry import build_tracker, default_config
-from siam_tracking_ros.core.trackers.base import FrameContext
+from siam_tracking_ros.core.registry import build_tracker, build_untrained, default_config
 from siam_tracking_ros.core.trackers.dsiam import (
-    AdaptationState,
     DSiamClip,
     DSiamConfig,
     DSiamTracker,
@@ -18,17 +20,20 @@ from siam_tracking_ros.core.trackers.dsiam import (
     alexnet_layer_features,
     clip_loss,
     clip_responses,
-    highlight_region,
+    highlight_weight_map,
+    highlighted_pair,
 )
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from base_equivalence import real_frames, synthetic_frames, tracked_boxes  # noqa: E402
+
 torch.set_num_threads(1)
+BOX = (100.0, 80.0, 50.0, 40.0)
 
 
 def build(name: str, **overrides) -> DSiamTracker:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # no shipped weights: random A-Net is fine here
-        torch.manual_seed(0)
-        return build_tracker(name, device="cpu", **overrides)
+    torch.manual_seed(0)  # a random A-Net is enough for the rules tested here
+    return build_untrained(name, device="cpu", **overrides)
 
 
 def textured_image(seed: int = 0) -> np.ndarray:
@@ -38,13 +43,21 @@ def textured_image(seed: int = 0) -> np.ndarray:
     return image
 
 
-@pytest.fixture(scope="module")
-def dsiam_m():
-    tracker = build("dsiam_m")
-    tracker.init(textured_image(), (100, 80, 50, 40))
+def with_score_maps(tracker: DSiamTracker, maps: list[torch.Tensor]) -> DSiamTracker:
+    """Make the next ``track`` calls see these raw score maps ``(3, 17, 17)`` in turn."""
+    pending = list(maps)
+    tracker.score_map = lambda head_output, frame: pending.pop(0)
     return tracker
 
 
+def flat_map(value: float) -> torch.Tensor:
+    return torch.full((3, 17, 17), value)
+
+
+SUCCESS, FAILURE = flat_map(1.0), flat_map(-1.0)
+
+
+# ---------------------------------------------------------------------- building blocks
 def test_layer_features_run_the_backbone_stages_in_order():
     torch.manual_seed(1)
     backbone = SiamFCAlexNet().eval()
@@ -61,13 +74,44 @@ def test_layer_features_run_the_backbone_stages_in_order():
         alexnet_layer_features(backbone, crops, ("conv6",))
 
 
-def test_registered_variants_and_official_constants():
+def test_registered_variants_and_reference_constants():
     single, multi = default_config("dsiam"), default_config("dsiam_m")
     assert single.layers == ("conv5",) and multi.layers == ("conv4", "conv5")
     assert (multi.variation_rate, multi.suppression_rate) == (0.49, 0.29)
     assert (multi.variation_regulariser, multi.suppression_regulariser) == (1e-5, 10.0)
-    assert (multi.scale_lr, multi.min_search_ratio, multi.max_search_ratio) == (0.58, 0.2, 5.0)
-    assert multi.failure_search_growth == 1.1
+    assert (multi.min_search_ratio, multi.max_search_ratio) == (0.2, 5.0)
+    assert multi.failure_search_growth == 1.1 and multi.highlight_sigma_factor == 100.0
+    assert multi.exits_before_recentre == 2
+    # The reference's comment gives 0.59 for SiamFC features: the base's own value.
+    assert multi.scale_lr == default_config("siamfc_alexnet").scale_lr == 0.59
+
+
+def test_weight_map_is_the_whole_crops_hamming_by_hann_window():
+    weights = highlight_weight_map(255, 100.0 * 127)
+    hamming = 0.54 - 0.46 * np.cos(2 * np.pi * np.arange(255) / 254)
+    hann = 0.5 * (1 - np.cos(2 * np.pi * np.arange(255) / 254))
+    # The reference's Gaussian factor (sigma = 100 x exemplar) is flat to within 1e-4.
+    np.testing.assert_allclose(weights.numpy(), np.outer(hamming, hann), rtol=2e-4, atol=1e-7)
+    assert float(weights.max()) == pytest.approx(1.0)
+    # A narrow Gaussian does matter: sigma 1 on a 5 x 5 map.
+    small = highlight_weight_map(5, 1.0).double()
+    windows = np.outer(0.54 - 0.46 * np.cos(np.pi * np.arange(5) / 2),
+                       0.5 * (1 - np.cos(np.pi * np.arange(5) / 2)))
+    offsets = np.arange(5) - 2.0
+    expected = windows * np.exp(-0.5 * (offsets[:, None] ** 2 + offsets[None, :] ** 2))
+    np.testing.assert_allclose(small.numpy(), expected / expected.max(), atol=1e-6)
+    with pytest.raises(ValueError, match="positive size and sigma"):
+        highlight_weight_map(5, 0.0)
+
+
+def test_highlighted_pair_is_the_region_then_the_weighted_region():
+    regions = torch.full((2, 3, 9, 9), 200.0)
+    pair = highlighted_pair(regions, 1e4)
+    assert pair.shape == (4, 3, 9, 9)
+    torch.testing.assert_close(pair[:2], regions)
+    torch.testing.assert_close(pair[2:], regions * highlight_weight_map(9, 1e4))
+    assert float(pair[2, 0, 4, 4]) == pytest.approx(200.0)
+    assert float(pair[2, 0, 4, 0]) == 0.0  # hann's ends are zero
 
 
 def test_fusion_maps_start_on_conv5_and_always_sum_to_one():
@@ -83,133 +127,193 @@ def test_fusion_maps_start_on_conv5_and_always_sum_to_one():
     expected = maps["conv4"] * responses["conv4"] + maps["conv5"] * responses["conv5"]
     torch.testing.assert_close(dynamic.fuse(responses), expected)  # eq. (9)
     torch.testing.assert_close(dynamic.variation_regulariser, torch.tensor(1e-5))
+    single = DynamicSiamese(("conv5",), 17, 1e-5, 10.0)
+    assert torch.equal(single.fuse({"conv5": responses["conv5"]}), responses["conv5"])
     with pytest.raises(ValueError, match="must include conv5"):
         DynamicSiamese(("conv4",), 17, 1e-5, 10.0)
 
 
-def test_tracker_features_and_response_shapes(dsiam_m):
-    template = dsiam_m.initial_template_features
+def test_tracker_features_and_response_shapes():
+    tracker = build("dsiam_m")
+    tracker.init(textured_image(), BOX)
+    template = tracker.initial_template_features
     assert template["conv4"].shape == (1, 384, 8, 8)
     assert template["conv5"].shape == (1, 256, 6, 6)
-    result = dsiam_m.track(textured_image())
-    assert result.box.shape == (4,)
-    geometry = dsiam_m.search_geometry()
+    with_score_maps(tracker, [SUCCESS])
+    assert tracker.track(textured_image()).box.shape == (4,)
+    assert set(tracker.variation) == set(tracker.suppression) == {"conv4", "conv5"}
     with torch.inference_mode():
-        image = dsiam_m.image_to_tensor(textured_image())
-        crops, search = dsiam_m.search_frame(image, geometry)
-        template = dsiam_m.transform_template_features(dsiam_m.template_features)
-        response = dsiam_m.run_head(template, search)
+        image = tracker.image_to_tensor(textured_image())
+        _, search = tracker.search_frame(image, tracker.search_geometry())
+        template = tracker.transform_template_features(tracker.template_features)
+        response = tracker.run_head(template, search)
     assert search["conv4"].shape == (3, 384, 24, 24) and search["conv5"].shape == (3, 256, 22, 22)
+    assert template["conv4"].shape == (1, 384, 8, 8)
     assert response.shape == (3, 1, 17, 17)
 
 
-def test_variation_maps_the_first_template_onto_the_latest_target():
+# ---------------------------------------------------------------------- online update
+def test_transforms_stay_off_until_the_first_successful_frame():
     tracker = build("dsiam")
-    image = textured_image()
-    tracker.init(image, (100, 80, 50, 40))
+    tracker.init(textured_image(), BOX)
+    assert not tracker.variation and not tracker.suppression
+    with_score_maps(tracker, [FAILURE, SUCCESS])
+    tracker.track(textured_image())
+    assert not tracker.variation and not tracker.suppression
+    tracker.track(textured_image())
+    assert set(tracker.variation) == set(tracker.suppression) == {"conv5"}
+    assert tracker.variation["conv5"].rate == 0.49 and tracker.suppression["conv5"].rate == 0.29
+
+
+def test_transforms_are_learned_afresh_from_the_latest_frame_and_mixed_into_the_features():
+    first, second = textured_image(0), textured_image(1)
+    tracker = build("dsiam")
+    tracker.init(first, BOX)
+    with_score_maps(tracker, [SUCCESS, SUCCESS])
+    tracker.track(first)
+    state = (tracker.center.copy(), tracker.size.copy(), tracker.search_side)
+    start_box = tracker.box
+    tracker.track(second)
+    # A tracker in the same state that saw only the second frame after init learns the same
+    # transforms: nothing of the first frame's transforms is kept.
+    fresh = build("dsiam")
+    fresh.init(first, BOX)
+    fresh.center, fresh.size, fresh.search_side = state
+    with_score_maps(fresh, [SUCCESS])
+    fresh.track(second)
+    torch.testing.assert_close(fresh.variation["conv5"].transform.spectrum,
+                               tracker.variation["conv5"].transform.spectrum)
+    torch.testing.assert_close(fresh.suppression["conv5"].transform.spectrum,
+                               tracker.suppression["conv5"].transform.spectrum)
+    # V regresses f(O_1) onto the template crop at the new position (size of the frame's start),
+    # and the template the head sees is (1 - 0.49) f(O_1) + 0.49 V * (hann . f(O_1)).
     with torch.inference_mode():
-        image_tensor = tracker.image_to_tensor(image)
-        moved = tracker.compute_template(image_tensor, np.array([96.0, 84.0, 50.0, 40.0]))
-        tracker.set_adaptation(AdaptationState())  # transforms off: the next frame is the first
-        tracker.adapt(image_tensor, moved)
-        transformed = tracker.transform_template_features(tracker.initial_template_features)
-    # eq. (6) with lambda_v = 1e-5: V * f(O_1) reproduces f(O_t), up to the few frequencies at
-    # which some channel of f(O_1) carries (almost) no energy and so cannot be regressed.
-    error = (transformed["conv5"] - moved["conv5"]).norm() / moved["conv5"].norm()
-    unchanged = (tracker.initial_template_features["conv5"] - moved["conv5"]).norm()
-    assert float(error) < 0.02
-    assert float(unchanged / moved["conv5"].norm()) > 10 * float(error)
+        image = tracker.image_to_tensor(second)
+        # the flat response keeps the centre, so the crop is where the frame started
+        latest = tracker.compute_template(image, start_box)
+        first_features = tracker.initial_template_features["conv5"]
+        expected = learn_transform_layer(first_features, latest["conv5"],
+                                         tracker.extension.variation_regulariser, 0.49)
+        torch.testing.assert_close(tracker.variation["conv5"].transform.spectrum,
+                                   expected.transform.spectrum)
+        applied = tracker.transform_template_features(tracker.template_features)["conv5"]
+        torch.testing.assert_close(applied, expected.apply(first_features))
+        assert not torch.allclose(applied, first_features)
 
 
-def test_transforms_switched_off_reproduce_siamfc(dsiam_m):
+def test_success_test_reads_the_penalised_upsampled_peak():
+    # A plateau just below zero next to a deep drop: the raw maximum is negative, but bicubic
+    # upsampling overshoots above zero near the edge, so the frame succeeds.
+    overshoot = torch.full((3, 17, 17), -10.0)
+    overshoot[:, 6:11, 6:11] = -0.05
+    # A lone positive cell: the raw maximum is positive, but no upsampled sample reaches it.
+    spike = torch.full((3, 17, 17), -10.0)
+    spike[:, 8, 8] = 0.01
+    tracker = build("dsiam")
+    tracker.init(textured_image(), BOX)
+    with_score_maps(tracker, [overshoot, spike])
+    tracker.track(textured_image())
+    assert tracker.variation and not tracker.failed
+    tracker.track(textured_image())
+    assert not tracker.variation and tracker.failed
+
+
+def test_failure_keeps_the_size_widens_the_search_and_recovery_resets_it():
+    tracker = build("dsiam")
+    tracker.init(textured_image(), BOX)
+    side, size = tracker.search_geometry().side, tracker.size.copy()
+    smaller = torch.full((3, 17, 17), -5.0)
+    smaller[0, 8, 8] = 1.0  # the peak on the smallest scale
+    with_score_maps(tracker, [FAILURE, FAILURE, smaller, smaller])
+    tracker.track(textured_image())
+    assert tracker.failed and not tracker.variation
+    np.testing.assert_array_equal(tracker.size, size)
+    assert tracker.search_geometry().side == pytest.approx(1.1 * side)
+    tracker.track(textured_image())
+    assert tracker.search_geometry().side == pytest.approx(1.21 * side)
+    tracker.track(textured_image())  # recovery: search side from the size, no size update
+    assert not tracker.failed and tracker.variation
+    np.testing.assert_array_equal(tracker.size, size)
+    assert tracker.search_geometry().side == pytest.approx(side)
+    tracker.track(textured_image())  # a normal success damps size and side alike
+    change = 0.41 + 0.59 / 1.0375
+    np.testing.assert_allclose(tracker.size, size * change)
+    assert tracker.search_geometry().side == pytest.approx(side * change)
+
+
+def test_search_side_is_clamped_to_the_reference_bounds():
+    tracker = build("dsiam")
+    tracker.init(textured_image(), BOX)
+    initial = tracker.search_side
+    with_score_maps(tracker, [FAILURE] * 20)
+    for _ in range(20):
+        tracker.track(textured_image())
+    assert tracker.search_geometry().side == pytest.approx(5.0 * initial)
+    assert tracker.clamped_side(0.01) == pytest.approx(0.2 * initial)
+
+
+def test_a_box_leaving_the_image_fails_and_the_second_exit_recentres_it():
+    tracker = build("dsiam")
+    tracker.init(textured_image(), (170.0, 130.0, 60.0, 60.0))  # corner (230, 190) of 240 x 200
+    right, left = torch.full((3, 17, 17), -5.0), torch.full((3, 17, 17), -5.0)
+    right[1, 8, 16] = 1.0  # the peak on the right edge of the response
+    left[1, 8, 0] = 1.0
+    with_score_maps(tracker, [right, left, right])
+    first = tracker.track(textured_image())
+    assert tracker.failed and not tracker.variation and tracker.exits == 1
+    assert first.box[0] + first.box[2] > 240
+    back = tracker.track(textured_image())
+    assert back.box[0] + back.box[2] <= 239 and tracker.exits == 1 and not tracker.failed
+    recentred = tracker.track(textured_image())
+    np.testing.assert_allclose(recentred.box[:2] + (recentred.box[2:] - 1) / 2, [119.5, 99.5])
+    assert tracker.exits == 0 and tracker.failed
+
+
+def test_with_both_transforms_off_nothing_of_the_online_update_runs():
+    tracker = build("dsiam", variation_rate=0.0, suppression_rate=0.0)
+    tracker.init(textured_image(), BOX)
+    assert not tracker.adapts
+    with_score_maps(tracker, [FAILURE, SUCCESS])
+    tracker.track(textured_image())
+    tracker.track(textured_image())
+    assert not tracker.variation and not tracker.suppression and not tracker.failed
+    only_v = build("dsiam", suppression_rate=0.0)
+    only_v.init(textured_image(), BOX)
+    with_score_maps(only_v, [SUCCESS])
+    only_v.track(textured_image())
+    assert set(only_v.variation) == {"conv5"} and not only_v.suppression
+
+
+# ---------------------------------------------------------------------- reduces to SiamFC
+def siamfc_and_dsiam(**dsiam_overrides):
+    """SiamFC with the shipped weights (random where none ship) and DSiam on the same A-Net."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         siamfc = build_tracker("siamfc_alexnet", device="cpu")
-    siamfc.model.load_state_dict(dsiam_m.model.appearance.state_dict())
-    crops = torch.rand(3, 3, 255, 255) * 255
-    saved = dsiam_m.adaptation
-    dsiam_m.set_adaptation(AdaptationState())
-    with torch.inference_mode():
-        expected = siamfc.run_head(siamfc.extract_features(crops[:1, :, :127, :127]),
-                                   siamfc.extract_features(crops))
-        features = dsiam_m.extract_features(crops)
-        template = dsiam_m.extract_features(crops[:1, :, :127, :127])
-        actual = dsiam_m.run_head(dsiam_m.transform_template_features(template),
-                                  dsiam_m.transform_search_features(features))
-    dsiam_m.set_adaptation(saved)
-    # DSiamM starts with conv4's fusion map at zero, so without transforms it is SiamFC.
-    torch.testing.assert_close(actual, expected, atol=1e-5, rtol=1e-5)
+    dsiam = build_untrained("dsiam", device="cpu", **dsiam_overrides)
+    dsiam.model.appearance.load_state_dict(siamfc.model.state_dict())
+    dsiam.colour_order = siamfc.colour_order
+    return siamfc, dsiam
 
 
-def frame_with_peak(tracker: DSiamTracker, peak: float) -> FrameContext:
-    image = tracker.image_to_tensor(textured_image())
-    frame = FrameContext(image=image, frame_index=1)
-    frame.raw_score_map = torch.full((3, 17, 17), peak - 1.0)
-    frame.raw_score_map[1, 8, 8] = peak
-    return frame
+def test_dsiam_without_transforms_is_siamfc_box_for_box_on_a_real_sequence(uav_dev):
+    frames, first_box = real_frames(uav_dev, "S0601")
+    siamfc, dsiam = siamfc_and_dsiam(variation_rate=0.0, suppression_rate=0.0)
+    np.testing.assert_array_equal(tracked_boxes(dsiam, frames, first_box),
+                                  tracked_boxes(siamfc, frames, first_box))
 
 
-def test_failure_switches_transforms_off_and_widens_the_search():
-    tracker = build("dsiam")
-    tracker.init(textured_image(), (100, 80, 50, 40))
-    assert tracker.adaptation.active
-    side = tracker.search_geometry().side
-    with torch.inference_mode():
-        tracker.on_tracked(None, frame_with_peak(tracker, -0.5))
-    assert not tracker.adaptation.active and not tracker.variation_transforms
-    assert tracker.search_geometry().side == pytest.approx(1.1 * side)
-    with torch.inference_mode():
-        tracker.on_tracked(None, frame_with_peak(tracker, -0.5))
-    assert tracker.search_geometry().side == pytest.approx(1.21 * side)
-    with torch.inference_mode():
-        tracker.on_tracked(None, frame_with_peak(tracker, 0.5))  # success: peak > 0
-    assert tracker.adaptation.active and set(tracker.suppression_transforms) == {"conv5"}
-    assert tracker.search_geometry().side == pytest.approx(side)
+def test_dsiam_without_transforms_is_siamfc_box_for_box_on_a_synthetic_sequence():
+    frames, first_box = synthetic_frames()
+    siamfc, dsiam = siamfc_and_dsiam(variation_rate=0.0, suppression_rate=0.0)
+    expected = tracked_boxes(siamfc, frames, first_box)
+    np.testing.assert_array_equal(tracked_boxes(dsiam, frames, first_box), expected)
+    # and with the transforms on the boxes differ, so the comparison can fail
+    _, dsiam_on = siamfc_and_dsiam()
+    assert not np.array_equal(tracked_boxes(dsiam_on, frames, first_box), expected)
 
 
-def test_search_side_is_clamped_to_five_times_the_initial():
-    tracker = build("dsiam")
-    tracker.init(textured_image(), (100, 80, 50, 40))
-    initial = tracker.initial_search_side
-    tracker.search_widening = 100.0
-    assert tracker.search_geometry().side == pytest.approx(5.0 * initial)
-    tracker.search_widening = 1.0
-    tracker.size = tracker.size / 50.0
-    assert tracker.search_geometry().side == pytest.approx(0.2 * initial)
-
-
-def test_statistics_blend_with_the_official_rates():
-    tracker = build("dsiam")
-    image = textured_image()
-    tracker.init(image, (100, 80, 50, 40))
-    first = tracker.adaptation.layers["conv5"]
-    with torch.inference_mode():
-        image_tensor = tracker.image_to_tensor(image)
-        tracker.center = tracker.center + 6.0
-        target = tracker.compute_template(image_tensor, tracker.box)
-        tracker.set_adaptation(AdaptationState())  # off: the observation is taken as it is
-        tracker.adapt(image_tensor, target)
-        newest = tracker.adaptation.layers["conv5"]
-        tracker.set_adaptation(AdaptationState({"conv5": first}))
-        tracker.adapt(image_tensor, target)
-    blended = tracker.adaptation.layers["conv5"]
-    torch.testing.assert_close(blended.variation.cross,
-                               first.variation.blend(newest.variation, 0.49).cross)
-    torch.testing.assert_close(blended.suppression.energy,
-                               first.suppression.blend(newest.suppression, 0.29).energy)
-    assert not torch.allclose(blended.variation.cross, newest.variation.cross)
-
-
-def test_highlight_region_keeps_the_centre_and_fades_the_border():
-    regions = torch.full((2, 3, 31, 31), 200.0)
-    highlighted = highlight_region(regions, torch.tensor([[10.0, 6.0], [4.0, 4.0]]), 0.5)
-    assert float(highlighted[0, 0, 15, 15]) == pytest.approx(200.0)
-    assert float(highlighted[0, 0, 15, 20]) == pytest.approx(200.0 * np.exp(-0.5))  # 1 sigma
-    assert float(highlighted[1, 0, 0, 0]) < 1e-6
-    with pytest.raises(ValueError, match="one \\(w, h\\) target size per region"):
-        highlight_region(regions, torch.ones(3, 2), 0.5)
-
-
+# ---------------------------------------------------------------------- training on clips
 def small_clip(steps: int = 2) -> DSiamClip:
     generator = torch.Generator().manual_seed(2)
 
@@ -217,10 +321,9 @@ def small_clip(steps: int = 2) -> DSiamClip:
         return torch.rand(*shape, generator=generator) * 255
 
     # 159 search crops give 5x5 responses: small enough for a unit test.
-    return DSiamClip(first_targets=crops(1, 3, 127, 127), targets=crops(1, steps, 3, 127, 127),
-                     regions=crops(1, steps, 3, 159, 159),
-                     region_target_sizes=torch.full((1, steps, 2), 40.0),
-                     searches=crops(1, steps, 3, 159, 159))
+    return DSiamClip(first_targets=crops(1, 3, 127, 127), searches=crops(1, steps, 3, 159, 159),
+                     targets=crops(1, steps - 1, 3, 127, 127),
+                     regions=crops(1, steps - 1, 3, 159, 159))
 
 
 def test_clip_forward_trains_fusion_maps_and_lambdas():
@@ -228,21 +331,34 @@ def test_clip_forward_trains_fusion_maps_and_lambdas():
     network = build("dsiam_m").model.appearance
     network.requires_grad_(False)
     dynamic = DynamicSiamese(("conv4", "conv5"), 5, 1e-2, 10.0)
-    clip = small_clip()
+    clip = small_clip(3)
     labels = -torch.ones(1, clip.steps, 5, 5)
     labels[:, :, 2, 2] = 1.0
-    responses = clip_responses(network, dynamic, clip, 0.49, 0.29, 0.5)
-    assert responses.shape == (1, 2, 1, 5, 5)
+    responses = clip_responses(network, dynamic, clip, 0.49, 0.29, 12700.0)
+    assert responses.shape == (1, 3, 1, 5, 5)
     loss = clip_loss(responses, labels)
     loss.backward()
     for parameter in dynamic.trainable_parameters():
         assert parameter.grad is not None and bool(torch.isfinite(parameter.grad).all())
-    assert float(dynamic.other_fusion_maps.grad.abs().sum()) > 0
+        assert float(parameter.grad.abs().sum()) > 0
     optimiser = torch.optim.SGD(dynamic.trainable_parameters(), lr=1.0)
     optimiser.step()
     with torch.no_grad():
-        after = clip_loss(clip_responses(network, dynamic, clip, 0.49, 0.29, 0.5), labels)
+        after = clip_loss(clip_responses(network, dynamic, clip, 0.49, 0.29, 12700.0), labels)
     assert float(after) < float(loss.detach())
+
+
+def test_clip_first_step_scores_without_transforms():
+    network = build("dsiam").model.appearance
+    dynamic = DynamicSiamese(("conv5",), 5, 1e-5, 10.0)
+    clip = small_clip(2)
+    with torch.no_grad():
+        responses = clip_responses(network, dynamic, clip, 0.49, 0.29, 12700.0)
+        plain = network.head(network.backbone(clip.first_targets),
+                             network.backbone(clip.searches[:, 0]))
+        off = clip_responses(network, dynamic, clip, 0.0, 0.0, 12700.0)
+    torch.testing.assert_close(responses[:, 0], plain)
+    assert not torch.allclose(responses[:, 1], off[:, 1])
 
 
 def test_clip_loss_is_equation_ten():
@@ -255,17 +371,19 @@ def test_clip_loss_is_equation_ten():
 
 
 def test_clip_fields_must_agree():
-    clip = small_clip()
-    with pytest.raises(ValueError, match="clip field 'searches'"):
-        dataclasses.replace(clip, searches=clip.searches[:, :1])
+    clip = small_clip(3)
+    with pytest.raises(ValueError, match="clip field 'targets'"):
+        dataclasses.replace(clip, targets=clip.targets[:, :1])
 
 
 def test_invalid_configs_are_rejected():
     with pytest.raises(ValueError, match="lost_instance_size == instance_size"):
         DSiamTracker(DSiamConfig(lost_instance_size=511))
     with pytest.raises(ValueError, match="variation_rate"):
-        DSiamTracker(DSiamConfig(variation_rate=0.0))
+        DSiamTracker(DSiamConfig(variation_rate=1.5))
     with pytest.raises(ValueError, match="search ratio bounds"):
         DSiamTracker(DSiamConfig(max_search_ratio=0.5))
+    with pytest.raises(ValueError, match="exits_before_recentre"):
+        DSiamTracker(DSiamConfig(exits_before_recentre=-1))
     with pytest.raises(ValueError, match="needs a DSiamConfig"):
         DSiamTracker(default_config("siamfc_alexnet"))

@@ -1,14 +1,14 @@
-"""DSiam's Fourier-domain regularised regression (eqs. 2-4) against an explicit circulant solve."""
+"""DSiam's Fourier-domain regression (eqs. 2-4) against an explicit circulant solve, and its
+transform layer against the reference's arithmetic (Hann window, lambda x H x W, mixing)."""
 import numpy as np
 import pytest
 import torch
 
 from siam_tracking_ros.core.fourier import (
-    RegressionStatistics,
-    gaussian_weight_map,
-    regression_statistics,
+    feature_window,
+    learn_transform_layer,
     solve_transform,
-    transform_from_statistics,
+    windowed,
 )
 
 
@@ -87,41 +87,87 @@ def test_transform_is_differentiable_in_the_regulariser():
     assert regulariser.grad > 0  # more regularisation fits the target less well
 
 
-def test_background_suppression_raises_foreground_energy_share():
-    generator = torch.Generator().manual_seed(8)
-    size = 22
-    region = torch.rand(16, size, size, generator=generator) + 0.5
-    weights = gaussian_weight_map(size, size, sigma_y=3.0, sigma_x=3.0)
-    highlighted = region * weights  # G-bar of eq. (7)
-    suppression = solve_transform(region, highlighted, 10.0)  # eq. (8), lambda_w = 10
-    suppressed = suppression.apply(region)
+def reference_layer_output(source, target, features, regulariser, rate):
+    """The authors' update_change + CirConv arithmetic, written out with full numpy FFTs.
 
-    def foreground_share(features):
-        energy = features.pow(2).sum(dim=0)
-        centre = energy[size // 2 - 4:size // 2 + 4, size // 2 - 4:size // 2 + 4]
-        return float(centre.sum() / energy.sum())
-
-    assert foreground_share(suppressed) > foreground_share(region) + 0.2
-
-
-def test_blended_statistics_interpolate_both_spectra():
-    generator = torch.Generator().manual_seed(9)
-    older = regression_statistics(torch.randn(3, 4, 4, generator=generator),
-                                  torch.randn(3, 4, 4, generator=generator))
-    newer = regression_statistics(torch.randn(3, 4, 4, generator=generator),
-                                  torch.randn(3, 4, 4, generator=generator))
-    blended = older.blend(newer, 0.25)
-    torch.testing.assert_close(blended.cross, 0.75 * older.cross + 0.25 * newer.cross)
-    torch.testing.assert_close(blended.energy, 0.75 * older.energy + 0.25 * newer.energy)
-    assert isinstance(transform_from_statistics(blended, 1.0).spectrum, torch.Tensor)
+    Learning: alphaf = F(h.Y) / (F(h.X) conj(F(h.X)) / N + lambda), featf = F(h.X).
+    Applying: (1 - rate) f + rate real(F^-1(alphaf . F(h.f) conj(featf) / N)).
+    """
+    height, width = source.shape[-2:]
+    cells = height * width
+    window = np.outer(np.hanning(height), np.hanning(width))  # MATLAB hann == numpy hanning
+    featf = np.fft.fft2(source * window)
+    alphaf = np.fft.fft2(target * window) / (featf * np.conj(featf) / cells + regulariser)
+    kfeatf = np.fft.fft2(features * window) * np.conj(featf) / cells
+    transformed = np.real(np.fft.ifft2(alphaf * kfeatf))
+    return (1 - rate) * features + rate * transformed
 
 
-def test_gaussian_weight_map_peaks_at_the_centre():
-    weights = gaussian_weight_map(5, 7, sigma_y=1.0, sigma_x=2.0)
-    assert weights.shape == (5, 7)
-    assert float(weights[2, 3]) == pytest.approx(1.0)
-    assert float(weights[2, 5]) == pytest.approx(np.exp(-0.5))
-    torch.testing.assert_close(weights, weights.flip(0).flip(1))
+@pytest.mark.parametrize("size", [(6, 6), (5, 4)])
+def test_transform_layer_computes_what_the_reference_computes(size):
+    generator = np.random.default_rng(10)
+    source, target, features = (generator.standard_normal((3, *size)) for _ in range(3))
+    layer = learn_transform_layer(torch.from_numpy(source), torch.from_numpy(target), 0.3, 0.49)
+    expected = reference_layer_output(source, target, features, 0.3, 0.49)
+    np.testing.assert_allclose(layer.apply(torch.from_numpy(features)).numpy(), expected,
+                               atol=1e-6)
+
+
+def test_lambda_is_scaled_by_the_number_of_cells():
+    generator = torch.Generator().manual_seed(11)
+    source = torch.randn(2, 4, 5, generator=generator, dtype=torch.float64)
+    target = torch.randn(2, 4, 5, generator=generator, dtype=torch.float64)
+    layer = learn_transform_layer(source, target, 0.25, 1.0)
+    scaled = solve_transform(windowed(source), windowed(target), 0.25 * 20)
+    torch.testing.assert_close(layer.transform.spectrum, scaled.spectrum)
+    unscaled = solve_transform(windowed(source), windowed(target), 0.25)
+    assert not torch.allclose(layer.transform.spectrum, unscaled.spectrum)
+
+
+def test_hann_window_is_laid_on_the_features_before_every_fft():
+    window = feature_window(6, 4)
+    rows = 0.5 * (1 - np.cos(2 * np.pi * np.arange(6) / 5))  # MATLAB hann(6), zero at both ends
+    cols = 0.5 * (1 - np.cos(2 * np.pi * np.arange(4) / 3))
+    np.testing.assert_allclose(window.numpy(), np.outer(rows, cols), atol=1e-7)
+    generator = torch.Generator().manual_seed(12)
+    source, target, features = (torch.randn(3, 6, 4, generator=generator, dtype=torch.float64)
+                                for _ in range(3))
+    border = torch.zeros(3, 6, 4, dtype=torch.float64)
+    border[:, 0, :] = 5.0
+    border[:, :, -1] = -3.0
+    # Learning: cells where the window is zero cannot change the learned transform.
+    layer = learn_transform_layer(source, target, 0.1, 0.29)
+    torch.testing.assert_close(learn_transform_layer(source + border, target - border, 0.1,
+                                                     0.29).transform.spectrum,
+                               layer.transform.spectrum)
+    # Applying: they reach the output only through the untransformed share (1 - rate) f.
+    torch.testing.assert_close(layer.apply(features + border) - layer.apply(features),
+                               0.71 * border)
+
+
+def test_layer_mixes_its_input_with_the_transformed_features():
+    generator = torch.Generator().manual_seed(13)
+    source, target, features = (torch.randn(2, 5, 5, generator=generator, dtype=torch.float64)
+                                for _ in range(3))
+    full = learn_transform_layer(source, target, 0.5, 1.0)
+    transformed = full.transform.apply(windowed(features))
+    torch.testing.assert_close(full.apply(features), transformed)
+    mixed = learn_transform_layer(source, target, 0.5, 0.49)
+    torch.testing.assert_close(mixed.apply(features), 0.51 * features + 0.49 * transformed)
+    # Near-zero lambda: T maps h.X onto h.Y, so the layer turns X into (1 - r) X + r h.Y.
+    exact = learn_transform_layer(source, target, 1e-12, 0.49)
+    torch.testing.assert_close(exact.apply(source), 0.51 * source + 0.49 * windowed(target),
+                               atol=1e-5, rtol=0)
+
+
+def test_layer_keeps_the_features_dtype_and_solves_in_float32():
+    generator = torch.Generator().manual_seed(14)
+    source = torch.randn(1, 4, 6, 6, generator=generator).to(torch.bfloat16)
+    target = torch.randn(1, 4, 6, 6, generator=generator).to(torch.bfloat16)
+    layer = learn_transform_layer(source, target, 1.0, 0.49)
+    assert layer.transform.spectrum.dtype == torch.complex64
+    output = layer.apply(torch.randn(3, 4, 6, 6, generator=generator).to(torch.bfloat16))
+    assert output.dtype == torch.bfloat16 and output.shape == (3, 4, 6, 6)
 
 
 def test_bad_inputs_are_rejected_with_specific_messages():
@@ -134,9 +180,7 @@ def test_bad_inputs_are_rejected_with_specific_messages():
         solve_transform(torch.zeros(4), torch.zeros(4), 1.0)
     with pytest.raises(ValueError, match="cannot be applied"):
         solve_transform(features, features, 1.0).apply(torch.zeros(2, 5, 5))
-    statistics = regression_statistics(features, features)
-    with pytest.raises(ValueError, match="blending rate"):
-        statistics.blend(statistics, 1.5)
-    with pytest.raises(ValueError, match="cannot blend"):
-        statistics.blend(RegressionStatistics(statistics.cross[:1], statistics.energy[:1],
-                                              statistics.size), 0.5)
+    with pytest.raises(ValueError, match="rate must lie in"):
+        learn_transform_layer(features, features, 1.0, 0.0)
+    with pytest.raises(ValueError, match="window size must be positive"):
+        feature_window(0, 3)

@@ -4,17 +4,38 @@ Each frame DSiam correlates a transformed template with transformed search featu
 
     S_t^l = corr(V_{t-1}^l * f^l(O_1), W_{t-1}^l * f^l(Z_t))                    eq. (2)
 
-V (target appearance variation, eqs. 5-6) regresses the first template's features onto those of
-the latest target, W (background suppression, eqs. 7-8) regresses the features of the region G
-around the latest target onto those of its Gaussian-weighted copy G-bar; both are solved in the
-Fourier domain by ``core.fourier``. DSiamM fuses conv4 and conv5 responses with element-wise
-weight maps that sum to one (eq. 9).
+V (target appearance variation, eqs. 5-6) regresses the first template's features f(O_1) onto
+those of the latest target f(O_{t-1}); W (background suppression, eqs. 7-8) regresses the
+features of the region G around the latest target onto those of its weighted copy G-bar. Both
+are solved in the Fourier domain (``core.fourier``). DSiamM fuses the conv4 (relu4) and conv5
+responses with element-wise weight maps that sum to one (eq. 9).
 
-The update rules follow the official (MATLAB) code: the regression statistics are blended over
-time with rates 0.49 (V) and 0.29 (W), lambda_v = 1e-5 and lambda_w = 10 for SiamFC features,
-scale learning rate 0.58, search side clamped to 0.2x-5x its initial value, transforms updated
-only when the peak of the fused response is > 0; otherwise they are switched off and the search
-side grows by x1.1.
+What the authors' code (``run_DSiam.m``, ``CirConv.m``, ``get_simafcnet.m``, ``fcnet_init.m``)
+computes, and this module follows:
+
+- each transform is a layer ``(1 - rate) * f + rate * T * (hann . f)`` with rate 0.49 (V) and
+  0.29 (W), lambda_v = 1e-5 and lambda_w = 10 (SiamFC features), the features Hann-windowed
+  before every FFT and lambda scaled by the number of cells (``core.fourier.TransformLayer``);
+- T is solved afresh from the latest successful frame alone (the paper: the learned transform
+  is not stored, so errors do not accumulate);
+- V learns from f(O_1) (first frame, never updated) to the template crop at the new position,
+  cut with the target size the frame started with; W learns from the search-sized crop at the
+  new position, at the side of the chosen scale, to that crop times the whole crop's
+  hamming x hann window (the reference's Gaussian factor has sigma = 100 x the exemplar size,
+  i.e. it is flat);
+- the transforms are off until the first successful frame (none is learned at initialisation);
+  a frame succeeds when the penalised, upsampled peak of the (fused) response is > 0;
+- on failure the transforms are switched off, the box keeps its size and the search side grows
+  x1.1; the first success after a failure resets the search side from the target size, again
+  without a size update; the search side is clamped to 0.2x-5x its initial value;
+- a box whose bottom-right corner leaves the image counts as a failure, and the second time
+  that happens (counted over the sequence) the box moves to the image centre;
+- DSiamM: ``S = Y . S^5 + (1 - Y) . S^4`` with one learned map Y (the reference's ``Sum_w``).
+
+Where the reference differs from its own comment: ``scaleLR`` is 0.58 with the note "0.58 for
+vgg19; 0.59 for siamfc"; these are SiamFC features, so the base's 0.59 is kept (with it, DSiam
+with both transforms off is SiamFC exactly). The reference's 0.98 shrink of tall targets'
+template crops (``optpars.m``) is not applied: it would change the base's template.
 
 Trainable parts (section 3.5): ``DynamicSiamese`` holds the fusion maps and the two lambdas;
 ``clip_responses`` is its differentiable forward over a short clip and ``clip_loss`` the logistic
@@ -23,6 +44,7 @@ loss of eq. (10).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 from typing import Mapping
@@ -32,9 +54,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from siam_tracking_ros.core.fourier import (RegressionStatistics, TransformSpectrum,
-                                            gaussian_weight_map, regression_statistics,
-                                            transform_from_statistics)
+from siam_tracking_ros.core import boxes
+from siam_tracking_ros.core.fourier import Regulariser, TransformLayer, learn_transform_layer
 from siam_tracking_ros.core.models.alexnet import SiamFCAlexNet
 from siam_tracking_ros.core.registry import register_tracker
 from siam_tracking_ros.core.trackers.base import CropGeometry, FrameContext, InitContext
@@ -47,6 +68,7 @@ ALEXNET_STAGES = ("conv1", "conv2", "conv3", "conv4", "conv5")
 FUSION_REFERENCE_LAYER = "conv5"
 
 Features = dict[str, torch.Tensor]
+LayerTransforms = dict[str, TransformLayer]
 
 
 def alexnet_layer_features(backbone: SiamFCAlexNet, crops: torch.Tensor,
@@ -70,77 +92,44 @@ def alexnet_layer_features(backbone: SiamFCAlexNet, crops: torch.Tensor,
 
 
 # ---------------------------------------------------------------------- online transforms
-@dataclass(frozen=True)
-class LayerObservation:
-    """Regression statistics of one layer from one frame: V's (eq. 5) and W's (eq. 7)."""
+@functools.lru_cache(maxsize=8)
+def highlight_weight_map(size: int, sigma: float, device: torch.device = torch.device("cpu"),
+                         dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The map that turns G into G-bar (eq. 7): ``(size, size)``, maximum 1.
 
-    variation: RegressionStatistics
-    suppression: RegressionStatistics
-
-
-@dataclass(frozen=True)
-class AdaptationState:
-    """Blended regression statistics per layer; empty means the transforms are switched off."""
-
-    layers: Mapping[str, LayerObservation] = dataclasses.field(default_factory=dict)
-
-    @property
-    def active(self) -> bool:
-        return bool(self.layers)
-
-    def updated(self, observation: Mapping[str, LayerObservation], variation_rate: float,
-                suppression_rate: float) -> "AdaptationState":
-        """Blend a new frame's statistics in (the first observation is taken as it is).
-
-        Both spectra of eq. (4) are blended, as correlation-filter trackers blend their
-        numerator and denominator; for V the denominator depends on f(O_1) only, so this is the
-        same as blending the target features f(O_t) the regression aims at.
-        """
-        if not self.active:
-            return AdaptationState(dict(observation))
-        return AdaptationState({
-            layer: LayerObservation(
-                variation=self.layers[layer].variation.blend(new.variation, variation_rate),
-                suppression=self.layers[layer].suppression.blend(new.suppression,
-                                                                 suppression_rate))
-            for layer, new in observation.items()})
-
-
-def observe_frame(first_target: Features, latest_target: Features, region: Features,
-                  highlighted_region: Features) -> dict[str, LayerObservation]:
-    """Statistics of eq. (5) (f(O_1) -> f(O_t)) and eq. (7) (f(G_t) -> f(G-bar_t)) per layer.
-
-    Eq. (8) as printed has F_G in both numerator factors; the objective of eq. (7) regresses F_G
-    onto F_G-bar, so the numerator here is conj(F(F_G)) . F(F_G-bar).
-
-    Feature tensors may be in half precision on the GPU; the Fourier solve runs in float32.
+    The reference's saliency window: hamming (rows) x hann (columns) over the whole crop, times a
+    centred Gaussian of width ``sigma`` pixels, divided by its maximum. Cached: read-only.
     """
-    return {
-        layer: LayerObservation(
-            variation=regression_statistics(first_target[layer].float(),
-                                            latest_target[layer].float()),
-            suppression=regression_statistics(region[layer].float(),
-                                              highlighted_region[layer].float()))
-        for layer in first_target}
+    if size < 1 or sigma <= 0:
+        raise ValueError(f"weight map needs a positive size and sigma, got {size} and {sigma}")
+    with torch.inference_mode(False):  # a normal tensor: training reuses the cache
+        offsets = torch.arange(size, dtype=torch.float64) - (size - 1) / 2.0
+        gaussian = torch.exp(-0.5 * (offsets[:, None] ** 2 + offsets[None, :] ** 2) / sigma ** 2)
+        windows = torch.outer(torch.hamming_window(size, periodic=False, dtype=torch.float64),
+                              torch.hann_window(size, periodic=False, dtype=torch.float64))
+        weights = windows * gaussian
+        return (weights / weights.max()).to(device, dtype)
 
 
-def highlight_region(regions: torch.Tensor, target_sizes: torch.Tensor,
-                     sigma_factor: float) -> torch.Tensor:
-    """G-bar: region crops ``(N, 3, s, s)`` times a centred Gaussian (section 3.2, Fig. 3).
+def learn_layer_transforms(sources: Features, targets: Features, regulariser: Regulariser,
+                           rate: float) -> LayerTransforms:
+    """One transform layer per feature layer regressing ``sources`` onto ``targets``; none
+    (the transform switched off) when ``rate`` is 0."""
+    if rate == 0.0:
+        return {}
+    return {layer: learn_transform_layer(sources[layer], targets[layer], regulariser, rate)
+            for layer in sources}
 
-    ``target_sizes`` ``(N, 2)``: target ``(w, h)`` in crop pixels. The paper does not give the
-    Gaussian's width; it is ``sigma_factor`` times the target's width / height, so that the map
-    keeps the target and fades the surroundings.
-    """
-    if target_sizes.shape != (regions.shape[0], 2):
-        raise ValueError(f"need one (w, h) target size per region: {regions.shape[0]} regions, "
-                         f"target sizes of shape {tuple(target_sizes.shape)}")
-    size = regions.shape[-1]
-    maps = [gaussian_weight_map(size, size, sigma_y=float(sigma_factor * h),
-                                sigma_x=float(sigma_factor * w), device=regions.device,
-                                dtype=regions.dtype)
-            for w, h in target_sizes.tolist()]
-    return regions * torch.stack(maps)[:, None]
+
+def apply_transforms(features: Features, transforms: Mapping[str, TransformLayer]) -> Features:
+    """Each layer's features through its transform layer (eq. 2), unchanged where it has none."""
+    return {layer: transforms[layer].apply(value) if layer in transforms else value
+            for layer, value in features.items()}
+
+
+def layer_responses(head: nn.Module, template: Features, search: Features) -> Features:
+    """SiamFC's head (xcorr x out_scale) applied layer by layer."""
+    return {layer: head(template[layer], search[layer]) for layer in template}
 
 
 class DynamicSiamese(nn.Module):
@@ -187,103 +176,96 @@ class DynamicSiamese(nn.Module):
         maps[FUSION_REFERENCE_LAYER] = 1.0 - self.other_fusion_maps.sum(dim=0)
         return maps
 
-    def transforms(self, state: AdaptationState
-                   ) -> tuple[dict[str, TransformSpectrum], dict[str, TransformSpectrum]]:
-        """V and W per layer from the blended statistics (eqs. 6 and 8); empty when off."""
-        variation, suppression = {}, {}
-        for layer, observation in state.layers.items():
-            variation[layer] = transform_from_statistics(observation.variation,
-                                                         self.variation_regulariser)
-            suppression[layer] = transform_from_statistics(observation.suppression,
-                                                           self.suppression_regulariser)
-        return variation, suppression
-
     def fuse(self, responses: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Eq. (9): sum_l Upsilon^l . S^l for responses ``(N, 1, R, R)``."""
+        """Eq. (9): sum_l Upsilon^l . S^l for responses ``(N, 1, R, R)``, in float32.
+
+        A single layer (DSiam) is returned as it is: its map is all ones.
+        """
+        if len(self.layers) == 1:
+            return responses[FUSION_REFERENCE_LAYER].float()
         maps = self.fusion_maps()
         fused = None
         for layer in self.layers:
-            response = responses[layer]
+            response = responses[layer].float()
             if tuple(response.shape[-2:]) != tuple(maps[layer].shape):
                 raise ValueError(f"{layer} response of size {tuple(response.shape[-2:])} does "
                                  f"not match the {tuple(maps[layer].shape)} fusion map")
-            weighted = maps[layer].to(response.dtype) * response
+            weighted = maps[layer].float() * response
             fused = weighted if fused is None else fused + weighted
         return fused
 
 
-def apply_transforms(features: Features, transforms: Mapping[str, TransformSpectrum]) -> Features:
-    """Circular convolution of each layer's features with its transform (eq. 2), if any."""
-    return {layer: (transforms[layer].apply(value.float()).to(value.dtype)
-                    if layer in transforms else value)
-            for layer, value in features.items()}
-
-
-def layer_responses(head: nn.Module, template: Features, search: Features) -> Features:
-    """SiamFC's head (xcorr x out_scale) applied layer by layer."""
-    return {layer: head(template[layer], search[layer]) for layer in template}
+def highlighted_pair(regions: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``(2N, 3, s, s)``: the region crops G then G-bar = G times the highlight map (eq. 7)."""
+    weights = highlight_weight_map(int(regions.shape[-1]), float(sigma), regions.device,
+                                   regions.dtype)
+    return torch.cat([regions, regions * weights])
 
 
 # ---------------------------------------------------------------------- training on clips
 @dataclass(frozen=True)
 class DSiamClip:
-    """A batch of B training clips of T tracked frames, cropped around the ground truth.
+    """A batch of B training clips, cropped around the ground truth as the tracker crops.
 
-    For step t (0-based) the transforms are learned from frame t (whose target is known) and the
-    search region of frame t + 1 is scored, as in the tracking loop (section 3.6).
+    Step t (0-based) scores the search region of frame t + 1 (centred on frame t's target). At
+    step 0 the transforms are off, as before the first success in tracking; from step 1 on they
+    are learned from frame t, whose target is known (section 3.6).
 
-    ``first_targets``: ``(B, 3, 127, 127)`` exemplar crops O_1; ``targets``: ``(B, T, 3, 127, 127)``
-    exemplar-sized crops O_t; ``regions``: ``(B, T, 3, 255, 255)`` search-sized crops G_t around
-    the target; ``region_target_sizes``: ``(B, T, 2)`` target ``(w, h)`` in G_t's crop pixels;
-    ``searches``: ``(B, T, 3, 255, 255)`` search crops Z_{t+1}. Images in the model's colour
-    order, values 0-255.
+    ``first_targets``: ``(B, 3, 127, 127)`` exemplar crops O_1; ``searches``:
+    ``(B, T, 3, 255, 255)`` search crops Z_{t+1}; ``targets``: ``(B, T - 1, 3, 127, 127)``
+    exemplar-sized crops O_t of frames 1..T-1; ``regions``: ``(B, T - 1, 3, 255, 255)``
+    search-sized crops G_t of the same frames. Images in the model's colour order, 0-255.
     """
 
     first_targets: torch.Tensor
+    searches: torch.Tensor
     targets: torch.Tensor
     regions: torch.Tensor
-    region_target_sizes: torch.Tensor
-    searches: torch.Tensor
 
     def __post_init__(self) -> None:
-        batch, steps = self.targets.shape[:2]
-        expected = {"regions": (batch, steps), "region_target_sizes": (batch, steps),
-                    "searches": (batch, steps)}
-        for name, leading in expected.items():
-            if tuple(getattr(self, name).shape[:2]) != leading:
-                raise ValueError(f"clip field '{name}' has leading shape "
-                                 f"{tuple(getattr(self, name).shape[:2])}, expected {leading}")
+        batch, steps = self.searches.shape[:2]
+        if steps < 1:
+            raise ValueError("a DSiam clip needs at least one search frame")
+        for name in ("targets", "regions"):
+            leading = tuple(getattr(self, name).shape[:2])
+            if leading != (batch, steps - 1):
+                raise ValueError(f"clip field '{name}' has leading shape {leading}, expected "
+                                 f"{(batch, steps - 1)}")
         if self.first_targets.shape[0] != batch:
             raise ValueError(f"{self.first_targets.shape[0]} first targets for {batch} clips")
 
     @property
     def steps(self) -> int:
-        return int(self.targets.shape[1])
+        return int(self.searches.shape[1])
 
 
 def clip_responses(network: nn.Module, dynamic: DynamicSiamese, clip: DSiamClip,
                    variation_rate: float, suppression_rate: float,
-                   highlight_sigma_factor: float) -> torch.Tensor:
+                   highlight_sigma: float) -> torch.Tensor:
     """Differentiable DSiam forward over clips: fused responses ``(B, T, 1, R, R)``.
 
     ``network`` is the SiamFC network (``backbone`` + ``head``). The crops follow the ground
     truth rather than the tracker's own estimates (the paper's 'Crop' layer follows the response
-    map), and every step counts as a successful frame, so the transforms are always on.
+    map), and every frame after the first counts as a success.
     """
     def features(crops: torch.Tensor) -> Features:
         return alexnet_layer_features(network.backbone, crops, dynamic.layers)
 
     first = features(clip.first_targets)
-    state = AdaptationState()
+    variation: LayerTransforms = {}
+    suppression: LayerTransforms = {}
     responses = []
     for step in range(clip.steps):
-        regions = clip.regions[:, step]
-        highlighted = highlight_region(regions, clip.region_target_sizes[:, step],
-                                       highlight_sigma_factor)
-        observation = observe_frame(first, features(clip.targets[:, step]), features(regions),
-                                    features(highlighted))
-        state = state.updated(observation, variation_rate, suppression_rate)
-        variation, suppression = dynamic.transforms(state)
+        if step > 0:
+            latest = features(clip.targets[:, step - 1])
+            pair = features(highlighted_pair(clip.regions[:, step - 1], highlight_sigma))
+            batch = clip.regions.shape[0]
+            variation = learn_layer_transforms(first, latest, dynamic.variation_regulariser,
+                                               variation_rate)
+            suppression = learn_layer_transforms(
+                {layer: value[:batch] for layer, value in pair.items()},
+                {layer: value[batch:] for layer, value in pair.items()},
+                dynamic.suppression_regulariser, suppression_rate)
         template = apply_transforms(first, variation)
         search = apply_transforms(features(clip.searches[:, step]), suppression)
         responses.append(dynamic.fuse(layer_responses(network.head, template, search)))
@@ -306,17 +288,19 @@ def clip_loss(responses: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------- tracker
 @dataclass(frozen=True)
 class DSiamConfig(SiamFCConfig):
-    """SiamFC's constants with DSiam's (official code) update rules.
+    """SiamFC's constants with DSiam's (official code) transform layers and update rules.
 
-    ``layers``: ('conv5',) for DSiam, ('conv4', 'conv5') for DSiamM. The search crop keeps the
-    instance size while LOST (``lost_instance_size`` must equal ``instance_size``) because W and
-    the fusion maps are learned at that size; DSiam widens the search itself on failure.
-    ``highlight_sigma_factor``: width of G-bar's Gaussian relative to the target's size (the
-    paper leaves it unspecified).
+    ``layers``: ('conv5',) for DSiam, ('conv4', 'conv5') for DSiamM. ``variation_rate`` /
+    ``suppression_rate``: the mixing weights of the V / W layers; 0 switches a transform off,
+    and with both off nothing of DSiam's online update runs (SiamFC exactly, see
+    ``DSiamTracker.adapts``). ``highlight_sigma_factor``: the Gaussian factor of G-bar's weight
+    map has sigma = factor x exemplar size (the reference's 100: flat). ``exits_before_recentre``:
+    how many frames with the box leaving the image move it to the image centre (0: never). The
+    search crop keeps the instance size while LOST (``lost_instance_size`` must equal
+    ``instance_size``) because W and the fusion maps are learned at that size.
     """
 
     layers: tuple[str, ...] = ("conv5",)
-    scale_lr: float = 0.58
     lost_instance_size: int = 255
     variation_regulariser: float = 1e-5
     suppression_regulariser: float = 10.0
@@ -325,7 +309,8 @@ class DSiamConfig(SiamFCConfig):
     min_search_ratio: float = 0.2
     max_search_ratio: float = 5.0
     failure_search_growth: float = 1.1
-    highlight_sigma_factor: float = 0.5
+    highlight_sigma_factor: float = 100.0
+    exits_before_recentre: int = 2
 
 
 def check_dsiam_config(config: DSiamConfig) -> None:
@@ -334,8 +319,9 @@ def check_dsiam_config(config: DSiamConfig) -> None:
                          f"fusion maps are learned at {config.instance_size}), got "
                          f"{config.lost_instance_size}")
     for name in ("variation_rate", "suppression_rate"):
-        if not 0.0 < getattr(config, name) <= 1.0:
-            raise ValueError(f"{name} must lie in (0, 1], got {getattr(config, name)}")
+        if not 0.0 <= getattr(config, name) <= 1.0:
+            raise ValueError(f"{name} must lie in [0, 1] (0: transform off), got "
+                             f"{getattr(config, name)}")
     if not 0.0 < config.min_search_ratio <= 1.0 <= config.max_search_ratio:
         raise ValueError(f"search ratio bounds must satisfy 0 < min <= 1 <= max, got "
                          f"{config.min_search_ratio} and {config.max_search_ratio}")
@@ -344,6 +330,26 @@ def check_dsiam_config(config: DSiamConfig) -> None:
     if config.highlight_sigma_factor <= 0:
         raise ValueError(f"highlight_sigma_factor must be positive, got "
                          f"{config.highlight_sigma_factor}")
+    if config.exits_before_recentre < 0:
+        raise ValueError(f"exits_before_recentre must be >= 0, got "
+                         f"{config.exits_before_recentre}")
+
+
+@dataclass(frozen=True)
+class FrameOutcome:
+    """DSiam's verdict on one frame, decided in ``locate`` and acted on in ``on_tracked``.
+
+    ``success``: penalised upsampled peak > 0. ``exited``: the box's bottom-right corner left the
+    image; ``recentred``: and the box was moved to the image centre for it. ``start_size``: the
+    target size the frame started with (V's template crop uses it). ``scale_index``: the chosen
+    scale.
+    """
+
+    success: bool
+    exited: bool
+    recentred: bool
+    start_size: np.ndarray
+    scale_index: int
 
 
 class DSiamTracker(ExtendedSiamFCTracker):
@@ -358,51 +364,104 @@ class DSiamTracker(ExtendedSiamFCTracker):
             raise ValueError(f"DSiamTracker needs a DSiamConfig, got {type(config).__name__}")
         check_dsiam_config(config)
         super().__init__(config, device, half)
-        self.set_adaptation(AdaptationState())
-        self.search_widening = 1.0
-        self.initial_search_side = 0.0
+        self.variation: LayerTransforms = {}
+        self.suppression: LayerTransforms = {}
+        self.search_side = 0.0
+        self.search_side_bounds = (0.0, math.inf)
+        self.failed = False
+        self.exits = 0
+        self.last_upsampled: torch.Tensor | None = None
 
     def build_extension(self, config: DSiamConfig) -> DynamicSiamese:
         response_size = (config.instance_size - config.exemplar_size) // config.total_stride + 1
         return DynamicSiamese(config.layers, response_size, config.variation_regulariser,
                               config.suppression_regulariser)
 
+    def full_precision_modules(self) -> list[nn.Module]:
+        # Lambdas and fusion maps: the Fourier solve and the fusion run in float32.
+        return [self.model.extension]
+
+    @property
+    def adapts(self) -> bool:
+        """Whether DSiam's online update runs: at least one transform on."""
+        return self.config.variation_rate > 0.0 or self.config.suppression_rate > 0.0
+
     # ------------------------------------------------------------------ hooks
     def extract_features(self, crops: torch.Tensor) -> Features:
-        return alexnet_layer_features(self.model.appearance.backbone, crops, self.config.layers)
+        return alexnet_layer_features(self.model.appearance.backbone, self.network_input(crops),
+                                      self.config.layers)
 
     def on_init(self, context: InitContext) -> None:
-        self.set_adaptation(AdaptationState())
-        self.search_widening = 1.0
-        self.initial_search_side = self.nominal_search_side()
-        # The first frame's target is given: learn V_1 and W_1 from it like from any success.
-        self.adapt(context.image, context.template_features)
+        # Before tracking the transforms are empty (section 3.6); the first success learns them.
+        self.switch_transforms_off()
+        self.failed = False
+        self.exits = 0
+        self.search_side = self.nominal_search_side()
+        self.search_side_bounds = (self.config.min_search_ratio * self.search_side,
+                                   self.config.max_search_ratio * self.search_side)
 
     def search_geometry(self) -> CropGeometry:
         geometry = super().search_geometry()
-        side = float(np.clip(self.nominal_search_side() * self.search_widening,
-                             self.config.min_search_ratio * self.initial_search_side,
-                             self.config.max_search_ratio * self.initial_search_side))
-        return dataclasses.replace(geometry, side=side)
+        if not self.adapts:
+            return geometry
+        return dataclasses.replace(geometry, side=self.search_side)
 
     def transform_template_features(self, features: Features) -> Features:
-        return apply_transforms(features, self.variation_transforms)
+        return apply_transforms(features, self.variation)
 
     def transform_search_features(self, features: Features) -> Features:
-        return apply_transforms(features, self.suppression_transforms)
+        return apply_transforms(features, self.suppression)
 
     def run_head(self, template_features: Features, search_features: Features) -> torch.Tensor:
         return self.extension.fuse(layer_responses(self.model.appearance.head, template_features,
                                                    search_features))
 
+    def upsample(self, score_map: torch.Tensor) -> torch.Tensor:
+        # Kept for the success test, which reads the same upsampled maps SiamFC locates on.
+        self.last_upsampled = super().upsample(score_map)
+        return self.last_upsampled
+
+    def locate(self, score_map: torch.Tensor, frame: FrameContext):
+        start_size = self.size.copy()
+        localisation = super().locate(score_map, frame)
+        if not self.adapts:
+            return localisation
+        penalties = self._scale_penalties[:, None, None]
+        success = float((self.last_upsampled * penalties).amax()) > 0.0
+        if not success or self.failed:
+            localisation.size = start_size
+        exited = self.leaves_image(localisation.center, localisation.size)
+        recentred = exited and 0 < self.config.exits_before_recentre <= self.exits + 1
+        if recentred:
+            height, width = self.image_shape
+            localisation.center = np.array([(width - 1) / 2.0, (height - 1) / 2.0])
+        frame.extras["dsiam"] = FrameOutcome(success=success, exited=exited, recentred=recentred,
+                                             start_size=start_size,
+                                             scale_index=localisation.details["best_index"][0])
+        return localisation
+
     def on_tracked(self, result, frame: FrameContext) -> None:
-        if float(frame.raw_score_map.max()) > 0.0:
-            self.search_widening = 1.0
-            self.adapt(frame.image, self.compute_template(frame.image, self.box))
+        if not self.adapts:
+            return
+        outcome: FrameOutcome = frame.extras["dsiam"]
+        if outcome.success:
+            if not outcome.exited:  # (an exit switches them off again at once)
+                self.learn_transforms(frame, outcome)
+            if self.failed:
+                self.search_side = self.nominal_search_side()
+                self.failed = False
+            else:
+                self.search_side = self.clamped_side(
+                    self.search_side * self.scale_change(outcome.scale_index))
         else:
-            # Failure: switch the transforms off and look wider next frame.
-            self.set_adaptation(AdaptationState())
-            self.search_widening *= self.config.failure_search_growth
+            self.failed = True
+            self.search_side = self.clamped_side(
+                self.search_side * self.config.failure_search_growth)
+            self.switch_transforms_off()
+        if outcome.exited:
+            self.exits = 0 if outcome.recentred else self.exits + 1
+            self.failed = True
+            self.switch_transforms_off()
 
     # ------------------------------------------------------------------ internals
     def nominal_search_side(self) -> float:
@@ -410,28 +469,46 @@ class DSiamTracker(ExtendedSiamFCTracker):
         config = self.config
         return self.template_side(self.size) * config.instance_size / config.exemplar_size
 
-    def set_adaptation(self, state: AdaptationState) -> None:
-        """Adopt new blended statistics and solve V and W from them once (eqs. 6 and 8)."""
-        self.adaptation = state
-        with torch.no_grad():  # tracking never differentiates; clip_responses is for training
-            self.variation_transforms, self.suppression_transforms = \
-                self.extension.transforms(state)
+    def clamped_side(self, side: float) -> float:
+        low, high = self.search_side_bounds
+        return float(np.clip(side, low, high))
 
-    def adapt(self, image: torch.Tensor, target_features: Features) -> None:
-        """Blend this frame's V / W statistics in, from the target at the current state."""
+    def scale_change(self, scale_index: int) -> float:
+        """The damped scale factor SiamFC applies for the chosen scale."""
+        lr = self.config.scale_lr
+        return float((1.0 - lr) + lr * self.scale_factors[scale_index])
+
+    def leaves_image(self, center: np.ndarray, size: np.ndarray) -> bool:
+        """The reference's test: the box's bottom-right corner beyond the image on either side.
+
+        The reference's 1-based ``x + w > W`` (and ``< 0``), in 0-based ``xywh``.
+        """
+        height, width = self.image_shape
+        box = boxes.center_size_to_xywh(np.concatenate([center, size]))
+        corner = box[:2] + box[2:]
+        return bool(np.any(corner < -1.0) or corner[0] > width - 1 or corner[1] > height - 1)
+
+    def switch_transforms_off(self) -> None:
+        self.variation, self.suppression = {}, {}
+
+    def learn_transforms(self, frame: FrameContext, outcome: FrameOutcome) -> None:
+        """V and W afresh from this frame at the new position (eqs. 6 and 8, reference form)."""
         config = self.config
-        side = self.nominal_search_side()
-        region = self.crop(image, self.center, [side], config.instance_size)
-        target_in_crop = torch.as_tensor(self.size * config.instance_size / side,
-                                         dtype=torch.float32).view(1, 2)
-        highlighted = highlight_region(region, target_in_crop, config.highlight_sigma_factor)
-        region_features = self.extract_features(torch.cat([region, highlighted]))
-        observation = observe_frame(
-            self.initial_template_features, target_features,
-            {layer: value[:1] for layer, value in region_features.items()},
-            {layer: value[1:] for layer, value in region_features.items()})
-        self.set_adaptation(self.adaptation.updated(observation, config.variation_rate,
-                                                    config.suppression_rate))
+        if config.variation_rate > 0.0:
+            template = self.crop(frame.image, self.center,
+                                 [self.template_side(outcome.start_size)], config.exemplar_size)
+            self.variation = learn_layer_transforms(
+                self.initial_template_features, self.extract_features(template),
+                self.extension.variation_regulariser, config.variation_rate)
+        if config.suppression_rate > 0.0:
+            side = frame.geometry.sides[outcome.scale_index]
+            region = self.crop(frame.image, self.center, [side], config.instance_size)
+            pair = self.extract_features(highlighted_pair(
+                region, config.highlight_sigma_factor * config.exemplar_size))
+            self.suppression = learn_layer_transforms(
+                {layer: value[:1] for layer, value in pair.items()},
+                {layer: value[1:] for layer, value in pair.items()},
+                self.extension.suppression_regulariser, config.suppression_rate)
 
 
 register_tracker("dsiam", DSiamConfig, DSiamTracker, weights_name="siamfc_alexnet",
