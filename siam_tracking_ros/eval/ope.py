@@ -4,16 +4,26 @@ Protocol (OTB / UAV123): the tracker is initialised on the first frame with the 
 (converted from the published 1-based convention to the 0-based tracker API), then tracks every
 following frame once, never re-initialised. Its boxes are converted back to 1-based and written as
 ``<out>/<tracker>/<seq>.txt`` (one ``x,y,w,h`` line per frame, the first line being the initial
-box), the layout the UAV123 / pysot toolkits read.
+box), the layout the UAV123 / pysot toolkits read. Beside each goes ``<seq>.json``: what produced
+it (tracker, weights, config), its timing and scores. Both are written as the sequence finishes,
+so an interrupted evaluation resumes from the sequences done (``resume``); sequences can run in
+several processes (``workers``), each with a tracker built for that sequence.
 
 Speed is that of the tracking step alone: ``time.perf_counter`` around ``track()`` (after a CUDA
 synchronise when running on a GPU); frame decoding and initialisation are not counted.
 Memory is the growth of the process's peak resident set (``ru_maxrss``) while the tracker is built
-and run on CPU, or ``torch.cuda.max_memory_allocated`` on CUDA.
+and run on a sequence on CPU, or ``torch.cuda.max_memory_allocated`` on CUDA; a tracker's figure
+is the largest over its sequences.
 """
 from __future__ import annotations
 
+import json
+import multiprocessing
+import os
+import pickle
+import queue
 import resource
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,33 +180,233 @@ def tracker_entry(runs: SequenceType[SequenceRun], dataset: Dataset,
     return {'overall': overall, 'sequences': sequences}
 
 
+class ResumeMismatchError(ValueError):
+    """--resume over results that another tracker, weights file or config produced."""
+
+
+@dataclass(frozen=True)
+class SequenceTask:
+    """One tracker on one sequence: the unit that is run, saved and resumed."""
+
+    tracker: str
+    sequence: Sequence
+
+
+@dataclass(frozen=True, eq=False)
+class SequenceOutcome:
+    tracker: str
+    run: SequenceRun
+    peak_memory_mb: float
+
+
+def sequence_paths(out_dir: Path, tracker: str, sequence: str) -> tuple[Path, Path]:
+    """``<out>/<tracker>/<seq>.txt`` (the boxes) and ``<seq>.json`` (its record, written last)."""
+    folder = Path(out_dir) / tracker
+    return folder / f'{sequence}.txt', folder / f'{sequence}.json'
+
+
+def _replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """Write through a temporary file, so that a killed run never leaves half a file."""
+    temporary = path.with_name(f'.{path.name}.partial')
+    write(temporary)
+    os.replace(temporary, path)
+
+
+def save_sequence(out_dir: Path, outcome: SequenceOutcome, identity: dict,
+                  sequence: Sequence) -> None:
+    """Boxes, then the sequence's record (identity, timing, scores): the record marks it done."""
+    boxes_path, record_path = sequence_paths(out_dir, outcome.tracker, outcome.run.name)
+    boxes_path.parent.mkdir(parents=True, exist_ok=True)
+    run = outcome.run
+    _replace_atomically(boxes_path, lambda path: write_boxes(path, run.boxes))
+    score = metrics.score_sequence(run.boxes, sequence.ground_truth)
+    record = {'identity': identity, 'frames': len(run.boxes), 'track_seconds': run.track_seconds,
+              'peak_memory_mb': outcome.peak_memory_mb,
+              'scores': _score_entry(score, run.fps, len(run.boxes))}
+    _replace_atomically(record_path, lambda path: write_json(path, record))
+
+
+def _differences(stored: dict, wanted: dict) -> list[str]:
+    keys = sorted(set(stored) | set(wanted))
+    return [f'{key}: {stored.get(key)!r} there, {wanted.get(key)!r} now' for key in keys
+            if stored.get(key) != wanted.get(key)]
+
+
+def load_finished(out_dir: Path, task: SequenceTask, identity: dict) -> SequenceOutcome | None:
+    """The saved outcome of ``task`` when its record is complete; None when it must run.
+
+    Raises ResumeMismatchError when the record was made with another identity (tracker, weights,
+    config...): mixing those in one report would be wrong, and overwriting them silently too.
+    """
+    boxes_path, record_path = sequence_paths(out_dir, task.tracker, task.sequence.name)
+    if not (record_path.is_file() and boxes_path.is_file()):
+        return None
+    record = json.loads(record_path.read_text())
+    differences = _differences(record.get('identity', {}), identity)
+    if differences:
+        raise ResumeMismatchError(
+            f'{record_path} was made with other settings ({"; ".join(differences)}); resume with '
+            'the same ones, or evaluate into another --out folder')
+    saved = read_ground_truth(boxes_path)
+    if len(saved) != len(task.sequence) or record.get('frames') != len(saved):
+        return None  # another frame limit: the sequence is run again
+    run = SequenceRun(task.sequence.name, round_boxes(saved), float(record['track_seconds']))
+    return SequenceOutcome(task.tracker, run, float(record['peak_memory_mb']))
+
+
+def run_task(task: SequenceTask, build: Callable[[str], Any], device: torch.device,
+             progress=None) -> SequenceOutcome:
+    """A freshly built tracker on one sequence, so that a sequence's boxes never depend on which
+    sequences the same process tracked before (sequential, parallel and resumed runs agree)."""
+    with PeakMemory(device) as memory:
+        tracker = build(task.tracker)
+        run = track_sequence(tracker, task.sequence, device, progress)
+        del tracker
+    return SequenceOutcome(task.tracker, run, memory.megabytes)
+
+
+class _QueueProgress:
+    """``tqdm.update`` stand-in in a worker process: frame counts go to the parent's bar."""
+
+    def __init__(self, queue):
+        self.queue = queue
+
+    def update(self, count: int = 1) -> None:
+        self.queue.put(count)
+
+
+# State of one worker process, set once by _start_worker (a worker runs one task at a time).
+_WORKER: dict = {}
+
+
+def _start_worker(build, device, progress_queue, threads: int) -> None:
+    # Ctrl-C reaches the whole process group; the parent alone decides to stop the workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(threads)
+    _WORKER.update(build=build, device=torch.device(device),
+                   progress=_QueueProgress(progress_queue))
+
+
+def _run_in_worker(task: SequenceTask) -> SequenceOutcome:
+    return run_task(task, _WORKER['build'], _WORKER['device'], _WORKER['progress'])
+
+
+def threads_per_worker(workers: int) -> int:
+    """The processor's cores shared out between the worker processes (at least one each)."""
+    return max(1, len(os.sched_getaffinity(0)) // workers)
+
+
+def run_in_processes(tasks: SequenceType[SequenceTask], build: Callable[[str], Any],
+                     device: torch.device, workers: int, bar: tqdm,
+                     finished: Callable[[SequenceOutcome], None]) -> None:
+    """Run ``tasks`` in ``workers`` processes, calling ``finished`` here as each one ends.
+
+    ``build`` must be picklable (a module-level function or class instance): the workers are
+    started fresh (spawn), not forked from a process that already runs torch threads.
+    """
+    try:
+        pickle.dumps(build)
+    except (pickle.PicklingError, TypeError, AttributeError) as error:
+        raise ValueError(f'--workers needs a tracker builder that can be sent to another process '
+                         f'({error})') from None
+    context = multiprocessing.get_context('spawn')
+    progress_queue = context.Queue()
+    pool = context.Pool(workers, initializer=_start_worker,
+                        initargs=(build, str(device), progress_queue, threads_per_worker(workers)))
+    try:
+        pending = [pool.apply_async(_run_in_worker, (task,)) for task in tasks]
+        while pending:
+            try:
+                bar.update(progress_queue.get(timeout=0.2))
+            except queue.Empty:
+                pass
+            for result in [result for result in pending if result.ready()]:
+                pending.remove(result)
+                finished(result.get())  # re-raises a worker's exception here
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+    while not progress_queue.empty():
+        bar.update(progress_queue.get())
+
+
+def _sequence_identity(identity: dict, tracker: str) -> dict:
+    return {'tracker': tracker, **identity}
+
+
 def evaluate_trackers(tracker_names: SequenceType[str], build: Callable[[str], Any],
                       dataset: Dataset, out_dir: Path, device: torch.device,
-                      progress: bool = True, settings: dict | None = None) -> dict:
+                      progress: bool = True, settings: dict | None = None,
+                      identities: dict[str, dict] | None = None, resume: bool = False,
+                      workers: int = 1) -> dict:
     """Run OPE for each tracker (built by ``build(name)``), write boxes, JSON, CSV and plots.
 
+    Each sequence's boxes and record (``<out>/<tracker>/<seq>.txt`` / ``.json``) are written as
+    soon as it finishes, and results.json / results.csv / the plots as soon as a tracker has all
+    its sequences: an interrupted evaluation keeps every finished sequence. ``identities`` gives
+    per tracker what its boxes depend on (weights, config...; recorded in every sequence record);
+    with ``resume`` the sequences whose record matches it are read back instead of run again.
+    ``workers`` > 1 runs sequences in that many processes (``build`` must then be picklable).
     ``settings`` (e.g. weights, overrides, frame limit) is stored in results.json as given.
     Returns the results.json content.
     """
+    if workers < 1:
+        raise ValueError(f'workers must be at least 1, got {workers}')
     out_dir = Path(out_dir)
     device = torch.device(device)
-    total_frames = sum(len(sequence) - 1 for sequence in dataset)
+    # Through JSON, as it is stored, so that a stored identity compares equal to this one.
+    identity_of = {name: json.loads(json.dumps(
+        _sequence_identity((identities or {}).get(name, {}), name), default=str))
+        for name in tracker_names}
     report = {'dataset': dataset.name, 'device': str(device), 'settings': settings or {},
               'memory': 'cuda max_memory_allocated' if device.type == 'cuda'
-              else 'growth of process peak RSS (ru_maxrss)',
-              'thresholds': _thresholds(), 'trackers': {}}
-    for name in tracker_names:
-        with PeakMemory(device) as memory, \
-                tqdm(total=total_frames, desc=name, unit='frame', disable=not progress,
-                     dynamic_ncols=True) as bar:
-            tracker = build(name)
-            runs = [track_sequence(tracker, sequence, device, bar) for sequence in dataset]
-        del tracker
-        for run in runs:
-            write_boxes(out_dir / name / f'{run.name}.txt', run.boxes)
-        report['trackers'][name] = tracker_entry(runs, dataset, memory.megabytes)
-        write_results(out_dir, report)  # after each tracker, so finished work is kept
+              else 'largest growth of the process peak RSS (ru_maxrss) over one sequence '
+                   '(tracker built and run)',
+              'workers': workers, 'thresholds': _thresholds(), 'trackers': {}}
+    tasks = [SequenceTask(name, sequence) for name in tracker_names for sequence in dataset]
+    outcomes: dict[str, dict[str, SequenceOutcome]] = {name: {} for name in tracker_names}
+    if resume:
+        for task in tasks:
+            done = load_finished(out_dir, task, identity_of[task.tracker])
+            if done is not None:
+                outcomes[task.tracker][task.sequence.name] = done
+    to_run = [task for task in tasks if task.sequence.name not in outcomes[task.tracker]]
+
+    def finished(outcome: SequenceOutcome) -> None:
+        save_sequence(out_dir, outcome, identity_of[outcome.tracker], dataset[outcome.run.name])
+        outcomes[outcome.tracker][outcome.run.name] = outcome
+        bar.set_postfix_str(f'{outcome.tracker} {outcome.run.name} done', refresh=False)
+        if len(outcomes[outcome.tracker]) == len(dataset):
+            _report_finished_trackers(report, tracker_names, outcomes, dataset, out_dir)
+
+    total = sum(len(task.sequence) - 1 for task in tasks)
+    remaining = sum(len(task.sequence) - 1 for task in to_run)
+    with tqdm(total=total, initial=total - remaining, desc='eval', unit='frame',
+              disable=not progress, dynamic_ncols=True) as bar:
+        if any(len(done) == len(dataset) for done in outcomes.values()):
+            _report_finished_trackers(report, tracker_names, outcomes, dataset, out_dir)
+        if workers == 1:
+            for task in to_run:
+                finished(run_task(task, build, device, bar))
+        else:
+            run_in_processes(to_run, build, device, workers, bar, finished)
     return report
+
+
+def _report_finished_trackers(report: dict, tracker_names: SequenceType[str],
+                              outcomes: dict[str, dict[str, SequenceOutcome]], dataset: Dataset,
+                              out_dir: Path) -> None:
+    """results.json, results.csv and plots for the trackers that have every sequence, in the
+    order they were named."""
+    report['trackers'] = {}
+    for name in tracker_names:
+        if len(outcomes[name]) == len(dataset):
+            done = [outcomes[name][sequence.name] for sequence in dataset]
+            report['trackers'][name] = tracker_entry(
+                [outcome.run for outcome in done], dataset,
+                max(outcome.peak_memory_mb for outcome in done))
+    write_results(out_dir, report)
 
 
 def _thresholds() -> dict:

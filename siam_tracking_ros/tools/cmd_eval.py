@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 from pathlib import Path
-from typing import Callable
 
 import yaml
 
@@ -18,6 +19,11 @@ DESCRIPTION = """One-pass evaluation (OTB / UAV123 protocol) of one or more trac
 The dataset is a UAV123-layout folder (data_seq/, anno/) or a folder of <seq>/groundtruth.txt
 sequences. Writes <out>/<tracker>/<seq>.txt (1-based x,y,w,h per frame), results.json,
 results.csv, success.png, precision.png and norm_precision.png, and prints a summary table.
+
+Each sequence's boxes and <seq>.json record (scores, timing, and the tracker, weights and config
+that made them) are written as soon as it finishes: after an interruption, --resume runs only the
+sequences not done yet. --workers N tracks N sequences at a time in separate processes, the
+processor's cores shared out between them.
 """
 
 
@@ -68,17 +74,64 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='evaluate only the first N frames of each sequence')
     parser.add_argument('--out', required=True, type=Path, help='output folder')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
+    parser.add_argument('--resume', action='store_true',
+                        help='keep the sequences already evaluated in --out (refused when they '
+                             'were made with another tracker, weights, config or device)')
+    parser.add_argument('--workers', type=int_at_least(1), default=1,
+                        help='sequences evaluated at once, in separate processes (default 1); '
+                             'speeds then reflect the shared processor')
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackerBuilder:
+    """``build(name) -> tracker`` with the command's weights, device and overrides; a plain
+    object so that --workers processes can be sent it."""
+
+    weights: dict
+    device: str
+    overrides: dict
+
+    def __call__(self, name: str):
+        from siam_tracking_ros.core.registry import build_tracker
+        if name == CSRT_NAME:
+            return OpenCVCsrt()
+        return build_tracker(name, weights=self.weights[name], device=self.device,
+                             **self.overrides)
+
+    def weights_file(self, name: str) -> Path | None:
+        from siam_tracking_ros.core.registry import shipped_weights
+        if name == CSRT_NAME:
+            return None
+        return self.weights[name] or shipped_weights(name)
+
+    def identity(self, name: str, max_frames: int | None) -> dict:
+        """What the tracker's boxes depend on, recorded with each sequence for --resume."""
+        from siam_tracking_ros.core.registry import default_config, replace_config
+        path = self.weights_file(name)
+        config = ({} if name == CSRT_NAME else
+                  dataclasses.asdict(replace_config(default_config(name), **self.overrides)))
+        return {'weights': str(path) if path else None,
+                'weights_sha256': file_digest(path) if path else None,
+                'config': config, 'device': self.device, 'max_frames': max_frames}
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as handle:
+        for block in iter(lambda: handle.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def tracker_builder(names: list[str], weights: dict[str, Path | None], device,
-                    overrides: dict, precision: str = 'fp32') -> Callable[[str], object]:
+                    overrides: dict, precision: str = 'fp32') -> TrackerBuilder:
     """Check names, weights and overrides up front, then return ``build(name) -> tracker``.
 
     ``opencv_csrt`` (OpenCV's CSRT, for comparison) takes no weights or overrides.
     ``precision`` applies to the other trackers unless ``overrides`` sets it.
     """
     overrides = {'precision': precision, **overrides}
-    from siam_tracking_ros.core.registry import build_tracker, default_config, replace_config
+    from siam_tracking_ros.core.registry import default_config, replace_config
 
     for name in names:  # unknown names and fields fail before any tracking starts
         if name == CSRT_NAME:
@@ -87,13 +140,7 @@ def tracker_builder(names: list[str], weights: dict[str, Path | None], device,
             OpenCVCsrt()  # raises if CSRT is missing from this OpenCV build
         else:
             replace_config(default_config(name), **overrides)
-
-    def build(name: str):
-        if name == CSRT_NAME:
-            return OpenCVCsrt()
-        return build_tracker(name, weights=weights[name], device=device, **overrides)
-
-    return build
+    return TrackerBuilder(weights, str(device), overrides)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -107,8 +154,11 @@ def run(args: argparse.Namespace) -> int:
     settings = {'weights': {name: str(path) if path else None for name, path in weights.items()},
                 'config_overrides': overrides, 'precision': args.precision, 'max_frames': args.max_frames,
                 'sequences': dataset.names}
+    identities = {name: build.identity(name, args.max_frames) for name in args.tracker}
     report = ope.evaluate_trackers(args.tracker, build, dataset, args.out, device,
-                                   progress=not args.quiet, settings=settings)
+                                   progress=not args.quiet, settings=settings,
+                                   identities=identities, resume=args.resume,
+                                   workers=args.workers)
     print(ope.summary_table(report))
     print(f'results: {args.out / ope.RESULTS_JSON}, {args.out / ope.RESULTS_CSV}, plots and '
           f'per-sequence boxes in {args.out}')

@@ -1,5 +1,12 @@
 """One-pass evaluation runner with stand-in trackers whose outputs are known."""
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 
 import cv2
@@ -8,8 +15,9 @@ import pytest
 import torch
 
 from siam_tracking_ros.core import boxes
-from siam_tracking_ros.eval import ope
+from siam_tracking_ros.eval import ope, synth
 from siam_tracking_ros.eval.datasets import open_dataset
+from siam_tracking_ros.tools import cli
 
 CPU = torch.device('cpu')
 
@@ -17,16 +25,19 @@ CPU = torch.device('cpu')
 class OracleTracker:
     """Returns the ground truth (0-based) of each frame, plus optional Gaussian noise."""
 
-    def __init__(self, dataset, noise: float = 0.0, seed: int = 0):
+    def __init__(self, dataset, noise: float = 0.0, seed: int = 0, fail_on: str | None = None):
         self.by_first_box = {tuple(boxes.one_based_to_zero_based(s.ground_truth[0])): s
                              for s in dataset}
         self.noise = noise
+        self.fail_on = fail_on
         self.rng = np.random.default_rng(seed)
         self.calls = []
 
     def init(self, image, box):
         assert image.dtype == np.uint8 and image.ndim == 3
         self.sequence = self.by_first_box[tuple(box)]
+        if self.sequence.name == self.fail_on:
+            raise Interrupted(f'stopped on {self.fail_on}')
         self.index = 0
         self.calls.append(('init', box))
 
@@ -36,6 +47,32 @@ class OracleTracker:
         box = boxes.one_based_to_zero_based(np.nan_to_num(truth, nan=5.0))
         box = box + self.rng.normal(0.0, self.noise, 4) * [1, 1, 0, 0]
         return SimpleNamespace(box=box, score=1.0)
+
+
+class Interrupted(Exception):
+    """Stands for whatever ends a run early (Ctrl-C, a crash)."""
+
+
+@dataclass(frozen=True)
+class OracleBuilder:
+    """A picklable ``build(name)``, as --workers processes need: an OracleTracker over the
+    dataset at ``root``."""
+
+    root: Path
+    noise: float = 0.0
+    fail_on: str | None = None
+
+    def __call__(self, name):
+        return OracleTracker(open_dataset(self.root), self.noise, fail_on=self.fail_on)
+
+
+class CountingBuilder:
+    def __init__(self, build):
+        self.build, self.count = build, 0
+
+    def __call__(self, name):
+        self.count += 1
+        return self.build(name)
 
 
 def make_dataset(root, lengths=(6, 5)):
@@ -136,3 +173,133 @@ def test_rescoring_with_a_different_frame_count_names_the_sequence(tmp_path):
                           dataset.truncated(4), tmp_path / 'out', CPU, progress=False)
     with pytest.raises(ValueError, match='sequence seq0: tracker boxes cover 4 frames'):
         ope.rescore_results(tmp_path / 'out', dataset)
+
+
+def scores_of(report):
+    """Per tracker and sequence, every figure but the speed (which differs from run to run)."""
+    return {name: {sequence: {key: value for key, value in figures.items() if key != 'fps'}
+                   for sequence, figures in entry['sequences'].items()}
+            for name, entry in report['trackers'].items()}
+
+
+def box_files(out, tracker):
+    return {path.name: path.read_text() for path in sorted((out / tracker).glob('*.txt'))}
+
+
+def test_each_sequence_is_kept_as_it_finishes_and_resume_runs_only_the_rest(tmp_path):
+    dataset = make_dataset(tmp_path / 'data', lengths=(6, 5, 7))
+    reference = ope.evaluate_trackers(['noisy'], OracleBuilder(tmp_path / 'data', 3.0), dataset,
+                                      tmp_path / 'reference', CPU, progress=False)
+    out = tmp_path / 'out'
+    with pytest.raises(Interrupted):
+        ope.evaluate_trackers(['noisy'], OracleBuilder(tmp_path / 'data', 3.0, fail_on='seq1'),
+                              dataset, out, CPU, progress=False)
+    # seq0 finished before the interruption: its boxes and record are there, nothing else.
+    assert sorted(p.name for p in (out / 'noisy').iterdir()) == ['seq0.json', 'seq0.txt']
+    record = json.loads((out / 'noisy' / 'seq0.json').read_text())
+    assert record['identity'] == {'tracker': 'noisy'} and record['frames'] == 6
+    assert record['scores']['auc'] == reference['trackers']['noisy']['sequences']['seq0']['auc']
+    assert not (out / ope.RESULTS_JSON).exists(), 'a report of a tracker that has not finished'
+
+    counting = CountingBuilder(OracleBuilder(tmp_path / 'data', 3.0))
+    resumed = ope.evaluate_trackers(['noisy'], counting, dataset, out, CPU, progress=False,
+                                    resume=True)
+    assert counting.count == 2, 'seq0 was evaluated again'
+    assert scores_of(resumed) == scores_of(reference)
+    assert box_files(out, 'noisy') == box_files(tmp_path / 'reference', 'noisy')
+    assert json.loads((out / ope.RESULTS_JSON).read_text())['trackers']['noisy']['overall'][
+        'auc'] == reference['trackers']['noisy']['overall']['auc']
+
+
+def test_without_resume_every_sequence_runs_again(tmp_path):
+    dataset = make_dataset(tmp_path / 'data')
+    ope.evaluate_trackers(['oracle'], OracleBuilder(tmp_path / 'data'), dataset, tmp_path / 'out',
+                          CPU, progress=False)
+    counting = CountingBuilder(OracleBuilder(tmp_path / 'data'))
+    ope.evaluate_trackers(['oracle'], counting, dataset, tmp_path / 'out', CPU, progress=False)
+    assert counting.count == 2
+
+
+def test_resume_refuses_results_made_with_other_weights(tmp_path):
+    dataset = make_dataset(tmp_path / 'data')
+    build = OracleBuilder(tmp_path / 'data')
+    ope.evaluate_trackers(['oracle'], build, dataset, tmp_path / 'out', CPU, progress=False,
+                          identities={'oracle': {'weights_sha256': 'aaa', 'config': {'k': 1}}})
+    with pytest.raises(ope.ResumeMismatchError, match=r"seq0.json was made with other settings "
+                                                      r"\(weights_sha256: 'aaa' there, 'bbb' now\)"):
+        ope.evaluate_trackers(['oracle'], build, dataset, tmp_path / 'out', CPU, progress=False,
+                              identities={'oracle': {'weights_sha256': 'bbb', 'config': {'k': 1}}},
+                              resume=True)
+    # The same identity (stored as JSON, compared after the same conversion) resumes.
+    counting = CountingBuilder(build)
+    ope.evaluate_trackers(['oracle'], counting, dataset, tmp_path / 'out', CPU, progress=False,
+                          identities={'oracle': {'weights_sha256': 'aaa', 'config': {'k': 1}}},
+                          resume=True)
+    assert counting.count == 0
+
+
+def test_a_sequence_cut_to_another_length_runs_again_on_resume(tmp_path):
+    dataset = make_dataset(tmp_path / 'data')
+    build = OracleBuilder(tmp_path / 'data')
+    ope.evaluate_trackers(['oracle'], build, dataset.truncated(4), tmp_path / 'out', CPU,
+                          progress=False)
+    counting = CountingBuilder(build)
+    report = ope.evaluate_trackers(['oracle'], counting, dataset, tmp_path / 'out', CPU,
+                                   progress=False, resume=True)
+    assert counting.count == 2 and report['trackers']['oracle']['overall']['frames'] == 11
+
+
+@pytest.mark.slow  # starts two worker processes (each imports torch)
+def test_workers_give_the_results_of_one_process(tmp_path):
+    dataset = make_dataset(tmp_path / 'data', lengths=(6, 5, 7))
+    trackers = ['noisy', 'very_noisy']
+    build = OracleBuilder(tmp_path / 'data', 4.0)
+    one = ope.evaluate_trackers(trackers, build, dataset, tmp_path / 'one', CPU, progress=False)
+    two = ope.evaluate_trackers(trackers, build, dataset, tmp_path / 'two', CPU, progress=False,
+                                workers=2)
+    assert scores_of(two) == scores_of(one) and list(two['trackers']) == trackers
+    for name in trackers:
+        assert box_files(tmp_path / 'two', name) == box_files(tmp_path / 'one', name)
+
+
+def test_workers_refuse_a_builder_that_cannot_reach_another_process(tmp_path):
+    dataset = make_dataset(tmp_path / 'data')
+    with pytest.raises(ValueError, match='--workers needs a tracker builder that can be sent'):
+        ope.evaluate_trackers(['oracle'], lambda name: OracleTracker(dataset), dataset,
+                              tmp_path / 'out', CPU, progress=False, workers=2)
+
+
+def eval_command(dataset, out, *extra):
+    return ['eval', '--dataset', str(dataset), '--tracker', 'siamfc_alexnet', '--device', 'cpu',
+            '--precision', 'fp32', '--out', str(out), '--quiet', '--workers', '2', *extra]
+
+
+@pytest.mark.slow  # tracks 4 x 12 frames with a real network, three times, in worker processes
+def test_eval_killed_mid_run_resumes_to_the_same_results(tmp_path):
+    root = tmp_path / 'synth'
+    synth.write_uav123_dataset(root, 4, seed=3, config=synth.SynthConfig(
+        frames=12, width=192, height=144))
+    assert cli.main(eval_command(root, tmp_path / 'whole')) == 0
+    reference = json.loads((tmp_path / 'whole' / ope.RESULTS_JSON).read_text())
+
+    out = tmp_path / 'killed'
+    run = subprocess.Popen([sys.executable, '-m', 'siam_tracking_ros.tools.cli',
+                            *eval_command(root, out)], start_new_session=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while not list(out.glob('siamfc_alexnet/*.json')):
+        assert run.poll() is None, run.stderr.read().decode()
+        assert time.monotonic() < deadline, 'no sequence finished'
+        time.sleep(0.02)
+    os.killpg(run.pid, signal.SIGKILL)  # the evaluation and its workers, with no warning
+    run.wait(30)
+    run.stderr.close()
+    finished = {path.name: path.read_bytes() for path in out.glob('siamfc_alexnet/*.json')}
+    assert 0 < len(finished) < 4, f'the kill came too late to test resuming: {sorted(finished)}'
+    assert not (out / ope.RESULTS_JSON).exists()
+
+    assert cli.main(eval_command(root, out, '--resume')) == 0
+    for name, content in finished.items():
+        assert (out / 'siamfc_alexnet' / name).read_bytes() == content, f'{name} was run again'
+    assert scores_of(json.loads((out / ope.RESULTS_JSON).read_text())) == scores_of(reference)
+    assert box_files(out, 'siamfc_alexnet') == box_files(tmp_path / 'whole', 'siamfc_alexnet')
