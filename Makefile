@@ -1,4 +1,5 @@
-# `make setup`: the pip environment (.venv) with ROS 2 Jazzy, torch, and this package built by colcon.
+# `make setup`: the pip environment (.venv) with ROS 2 Jazzy, torch, and this package built by colcon;
+#               with ../shared/ros_src beside the repository also launch, launch_ros and ros2launch.
 # `make test`:  the whole test suite over real DDS on this machine only.
 # `make demo`:  the node tracking a sequence with the weights that ship; output in demo_out/.
 SHELL := /bin/bash
@@ -7,7 +8,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-complete
 SETUP_INPUTS := requirements.lock package.xml CMakeLists.txt setup.py \
 	$(wildcard msg/*.msg srv/*.srv interfaces/vision_msgs/msg/*.msg interfaces/vision_msgs/*.in) \
-	scripts/setup_venv.sh scripts/venv_ros_env.py.in
+	scripts/setup_venv.sh scripts/venv_ros_env.py.in \
+	$(wildcard scripts/tracker_node scripts/siamtrack launch/*.py config/*.yaml)
+# ROS 2 launch sources no reachable registry carries (see scripts/build_launch_sources.sh).
+ROS_SRC := $(wildcard ../shared/ros_src)
+LAUNCH_STAMP := $(VENV)/.launch-sources-complete
 
 # DDS stays on this machine, each run on a domain of its own, with a shared-memory segment large
 # enough for 720p frames (config/fastdds_local.xml).
@@ -18,10 +23,18 @@ ROS_ENV = ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST \
 
 .PHONY: setup test demo clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(if $(ROS_SRC),$(LAUNCH_STAMP))
+ifeq ($(ROS_SRC),)
+	@echo "skipping launch/launch_ros: ../shared/ros_src not found (the ros2 launch tests skip)"
+endif
 
 $(STAMP): $(SETUP_INPUTS)
 	bash scripts/setup_venv.sh
+	touch $@
+
+# After every setup_venv.sh run too: it rebuilds the install tree these are built into.
+$(LAUNCH_STAMP): $(STAMP) scripts/build_launch_sources.sh
+	bash scripts/build_launch_sources.sh
 	touch $@
 
 test: setup

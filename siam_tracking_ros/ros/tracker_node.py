@@ -13,6 +13,7 @@ their own callback groups of a MultiThreadedExecutor and are answered while a fr
 from __future__ import annotations
 
 import functools
+import signal
 import threading
 import time
 import traceback
@@ -27,6 +28,7 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
                        qos_policy_name_from_kind, qos_profile_sensor_data)
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2DArray
@@ -49,6 +51,8 @@ from siam_tracking_ros.srv import SelectTargetAtPoint, SetTarget
 # Loading a ResNet-50 checkpoint on a slow CPU takes seconds; this bounds a stuck load.
 MODEL_LOAD_TIMEOUT_S = 300.0
 WORKER_POLL_S = 0.2
+# Longest wait before main() sees a SIGINT / SIGTERM (see stop_requested_by_signals).
+SIGNAL_POLL_S = 0.2
 
 
 def image_qos(reliable: bool) -> QoSProfile:
@@ -356,17 +360,38 @@ class TrackerNode(LifecycleNode):
         return None
 
 
+def stop_requested_by_signals() -> threading.Event:
+    """An event set by SIGINT / SIGTERM, which then raise nothing.
+
+    Under ``ros2 launch`` Ctrl-C reaches the node twice (the terminal signals the whole process
+    group, then launch signals the node): a KeyboardInterrupt raised by the second one would cut
+    the shutdown short with a traceback. Here every signal only asks for the clean shutdown.
+    """
+    requested = threading.Event()
+
+    def request(_signum, _frame) -> None:
+        requested.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, request)
+    return requested
+
+
 def main(args=None) -> None:
-    rclpy.init(args=args)
+    stop = stop_requested_by_signals()
+    # rclpy's own handlers would raise KeyboardInterrupt on SIGINT; the event replaces them.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = TrackerNode()
     executor = MultiThreadedExecutor(num_threads=4)
     executor.add_node(node)
-    if node.get_parameter('autostart').value:
-        if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-            node.trigger_activate()
     try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
+        if node.get_parameter('autostart').value and not stop.is_set():
+            if node.trigger_configure() == TransitionCallbackReturn.SUCCESS and not stop.is_set():
+                node.trigger_activate()
+        # Python runs signal handlers between spins only: wake up at least every SIGNAL_POLL_S.
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=SIGNAL_POLL_S)
+    except ExternalShutdownException:
         pass
     finally:
         node.close()

@@ -1,8 +1,8 @@
-"""Launch files (for a real ROS install) and the parameter profiles they load.
+"""Launch files and the parameter profiles they load, checked statically.
 
-`launch`/`launch_ros` are not installable here, so the launch files are checked statically:
-they compile, every argument they declare is read, and every profile they name exists and is a
-valid ROS parameters file for tracker_node.
+They compile, every argument they declare is read, and every profile they name exists and is a
+valid ROS parameters file for tracker_node. These checks need no `launch` package;
+test_launch_files.py starts the launch files for real where ../shared/ros_src provides it.
 """
 
 import ast
