@@ -16,6 +16,10 @@ def xcorr_fast(template: torch.Tensor, search: torch.Tensor) -> torch.Tensor:
 
     ``template`` ``(1 or N, C, k, k)``, ``search`` ``(N, C, H, W)`` -> ``(N, 1, H-k+1, W-k+1)``.
     """
+    if template.size(0) == 1:
+        # One template for every search map (SiamFC's scales): a plain one-filter convolution,
+        # the same sums as the grouped form below, without its batch-of-groups reshaping.
+        return F.conv2d(search, template)
     template = template.expand(search.size(0), -1, -1, -1)
     n, c, h, w = search.shape
     out = F.conv2d(search.reshape(1, n * c, h, w), template, groups=n)
@@ -50,7 +54,12 @@ def _conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int) -> nn.S
 
 class DepthwiseXCorr(nn.Module):
     """``conv_kernel`` / ``conv_search`` (3x3 conv-BN-ReLU), depth-wise xcorr, then ``head``
-    (1x1 conv-BN-ReLU, 1x1 conv to ``out_channels``)."""
+    (1x1 conv-BN-ReLU, 1x1 conv to ``out_channels``).
+
+    The correlation runs in float32 whatever the features' dtype and its output takes the dtype
+    of ``head``'s parameters: in reduced precision the score and box regressions keep float32
+    from the correlation on when ``head`` is kept float32 (``full_precision_modules``).
+    """
 
     def __init__(self, in_channels: int, hidden: int, out_channels: int, kernel_size: int = 3):
         super().__init__()
@@ -61,7 +70,9 @@ class DepthwiseXCorr(nn.Module):
             nn.ReLU(inplace=True), nn.Conv2d(hidden, out_channels, kernel_size=1))
 
     def forward(self, template, search, param_deltas: Mapping[str, torch.Tensor] | None = None):
-        hidden = xcorr_depthwise(self.conv_kernel(template), self.conv_search(search))
+        hidden = xcorr_depthwise(self.conv_kernel(template).float(),
+                                 self.conv_search(search).float())
+        hidden = hidden.to(self.head[0].weight.dtype)
         if not param_deltas:
             return self.head(hidden)
         hidden = self.head[:3](hidden)

@@ -4,7 +4,8 @@ from __future__ import annotations
 from torch import nn
 
 from siam_tracking_ros.core.models.alexnet import PysotAlexNet, SiamFCAlexNet
-from siam_tracking_ros.core.models.heads import MultiRPN, SiamFCHead, SingleLayerRPN
+from siam_tracking_ros.core.models.heads import (DepthwiseXCorr, MultiRPN, SiamFCHead,
+                                                 SingleLayerRPN)
 from siam_tracking_ros.core.models.necks import AdjustAllLayer
 from siam_tracking_ros.core.models.resnet import PysotResNet50
 
@@ -47,6 +48,11 @@ class SiamRPNNet(nn.Module):
 
     def forward(self, template_features, search_features, param_deltas=None):
         return self.rpn_head(template_features, search_features, param_deltas)
+
+    def full_precision_modules(self) -> list[nn.Module]:
+        """The 1x1 layers after each depth-wise correlation: in bf16 their rounding of the score
+        logits and box deltas cost SiamRPN accuracy, for a small share of the compute."""
+        return [module.head for module in self.modules() if isinstance(module, DepthwiseXCorr)]
 
 
 def siamrpn_alexnet(anchor_num: int = 5, width_mult: float = 1.0) -> SiamRPNNet:
