@@ -341,8 +341,10 @@ class SiameseTracker(abc.ABC):
 
     def full_precision_modules(self) -> list[nn.Module]:
         """Sub-networks of ``self.model`` kept in float32 whatever the precision: the parts where
-        reduced precision costs accuracy. Their floating inputs are cast to float32. None here."""
-        return []
+        reduced precision costs accuracy. Their floating inputs are cast to float32. Those the
+        model names (its ``full_precision_modules()``), none otherwise."""
+        named = getattr(self.model, 'full_precision_modules', None)
+        return list(named()) if callable(named) else []
 
     @abc.abstractmethod
     def compute_template(self, image: torch.Tensor, box: np.ndarray) -> Any:
