@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from siam_tracking_ros.core import boxes
-from siam_tracking_ros.core.crop import crop_and_resize
+from siam_tracking_ros.core.crop import crop_and_resize, crop_and_resize_tensor, pad_colour
 from siam_tracking_ros.core.device import (check_precision, legacy_half_precision,
                                            precision_dtype, resolve_device, resolve_precision)
 from siam_tracking_ros.core.windows import padded_side
@@ -112,13 +112,14 @@ class Localisation:
 class FrameContext:
     """Everything one ``track`` call computes, passed to the hooks in order.
 
-    Fields are filled as ``track`` progresses: ``image`` (1, 3, H, W) float32 on the device in the
-    model's colour order; ``geometry``; ``crops`` (S, 3, out, out); ``search_features`` (after
-    ``transform_search_features``); ``template_features`` (after ``transform_template_features``);
-    ``head_output``; ``raw_score_map`` (from ``score_map``); ``score_map`` (after
+    Fields are filled as ``track`` progresses: ``image`` the frame's uint8 ``H x W x 3`` pixels in
+    the model's colour order (a view of the caller's array: a hook keeping it past the call copies
+    it; ``image_to_tensor`` makes a device tensor where one is needed); ``geometry``; ``crops``
+    (S, 3, out, out); ``search_features`` (after ``transform_search_features``);
+    ``template_features`` (after ``transform_template_features``); ``head_output``; ``raw_score_map`` (from ``score_map``); ``score_map`` (after
     ``modify_score_map``); ``localisation``. ``extras`` is free for subclasses.
     """
-    image: torch.Tensor
+    image: np.ndarray
     frame_index: int
     geometry: CropGeometry | None = None
     crops: torch.Tensor | None = None
@@ -133,8 +134,9 @@ class FrameContext:
 
 @dataclass
 class InitContext:
-    """What ``init`` computed, passed to ``on_init``: image tensor, 0-based box, template."""
-    image: torch.Tensor
+    """What ``init`` computed, passed to ``on_init``: the frame's uint8 pixels in the model's colour
+    order (as ``FrameContext.image``), 0-based box, template."""
+    image: np.ndarray
     box: np.ndarray
     template_features: Any
 
@@ -189,7 +191,7 @@ class SiameseTracker(abc.ABC):
         self.center = np.zeros(2)
         self.size = np.zeros(2)
         self.image_shape: tuple[int, int] | None = None
-        self.pad_value: torch.Tensor | None = None
+        self.pad_colour: np.ndarray | None = None
         self.state = TrackState.TRACKING
         self.frame_index = -1
 
@@ -237,9 +239,9 @@ class SiameseTracker(abc.ABC):
         """Start tracking the target in 0-based ``box`` ``(x, y, w, h)`` of ``image_bgr``."""
         image_bgr = validate_image(image_bgr)
         box = boxes.validate_xywh(box, image_bgr.shape)
-        image = self.image_to_tensor(image_bgr)
+        image = self.frame_pixels(image_bgr)
         self.image_shape = image_bgr.shape[:2]
-        self.pad_value = self.compute_pad_value(image)
+        self.pad_colour = self.compute_pad_colour(image)
         center_size = boxes.xywh_to_center_size(box)
         self.center, self.size = center_size[:2].copy(), center_size[2:].copy()
         self.state = TrackState.TRACKING
@@ -259,7 +261,7 @@ class SiameseTracker(abc.ABC):
                              f'the initial {self.image_shape[1]}x{self.image_shape[0]}; '
                              'call init() again after a resolution change')
         self.frame_index += 1
-        frame = FrameContext(image=self.image_to_tensor(image_bgr), frame_index=self.frame_index)
+        frame = FrameContext(image=self.frame_pixels(image_bgr), frame_index=self.frame_index)
         frame.geometry = self.search_geometry()
         frame.crops = self.crop_search(frame.image, frame.geometry)
         frame.search_features = self.transform_search_features(self.extract_features(frame.crops))
@@ -276,6 +278,9 @@ class SiameseTracker(abc.ABC):
     def image_to_tensor(self, image_bgr: np.ndarray) -> torch.Tensor:
         """BGR uint8 ``H x W x 3`` -> ``(1, 3, H, W)`` float32 on the device, model colour order.
 
+        Only for hooks that need the whole frame on the device: crops are cut from
+        ``frame_pixels`` (``crop`` accepts this tensor too, with the same result).
+
         The upload is done in uint8 (a quarter of the bytes) and converted on the device.
         """
         tensor = torch.from_numpy(np.ascontiguousarray(image_bgr)).to(self.device, non_blocking=True)
@@ -284,24 +289,41 @@ class SiameseTracker(abc.ABC):
             tensor = tensor.flip(1)
         return tensor
 
-    @staticmethod
-    def compute_pad_value(image: torch.Tensor) -> torch.Tensor:
-        """Per-channel mean ``(3,)`` of the first frame: the reference trackers pad every crop of
-        the sequence with it."""
-        return image.mean(dim=(0, 2, 3))
+    def frame_pixels(self, image_bgr: np.ndarray) -> np.ndarray:
+        """The uint8 ``H x W x 3`` frame in the model's colour order (a view, no copy): what the
+        crops are cut from, as the references cut them from the uint8 image."""
+        return image_bgr[..., ::-1] if self.colour_order == 'RGB' else image_bgr
 
-    def crop(self, image: torch.Tensor, center, sides, out_size: int) -> torch.Tensor:
-        """Crop squares of ``sides`` around ``center`` resized to ``out_size``, in model dtype."""
+    def compute_pad_colour(self, pixels: np.ndarray) -> np.ndarray:
+        """The uint8 colour ``(3,)`` of everything outside the image for the whole sequence: the
+        first frame's channel mean (``np.mean`` as the references take it) made uint8 as the
+        reference of ``crop_corner_rule`` does (see ``core.crop.pad_colour``)."""
+        return pad_colour(np.mean(pixels, axis=(0, 1)), self.crop_corner_rule)
+
+    def crop(self, image: np.ndarray | torch.Tensor, center, sides, out_size: int) -> torch.Tensor:
+        """Crop squares of ``sides`` around ``center`` resized to ``out_size``: ``(N, 3, out,
+        out)`` on the device in model dtype, with the reference's uint8 values.
+
+        ``image``: the frame's pixels (``frame_pixels``), cut with OpenCV on the CPU and with
+        its fixed-point arithmetic emulated on other devices; or a frame tensor of
+        ``image_to_tensor`` (emulated on its device). Both in the model's colour order.
+        """
         centers = np.broadcast_to(np.asarray(center, dtype=np.float64), (len(sides), 2))
-        crops = crop_and_resize(image, centers, np.asarray(sides, dtype=np.float64), out_size,
-                                self.pad_value, corner_rule=self.crop_corner_rule)
-        return crops.to(self.dtype)
+        sides = np.asarray(sides, dtype=np.float64)
+        if isinstance(image, np.ndarray) and self.device.type == 'cpu':
+            patches = crop_and_resize(image, centers, sides, out_size, self.pad_colour,
+                                      self.crop_corner_rule)
+            crops = torch.from_numpy(patches).permute(0, 3, 1, 2)
+        else:
+            crops = crop_and_resize_tensor(image, centers, sides, out_size, self.pad_colour,
+                                           self.crop_corner_rule, device=self.device)
+        return crops.to(self.device, self.dtype).contiguous()
 
-    def crop_search(self, image: torch.Tensor, geometry: CropGeometry) -> torch.Tensor:
+    def crop_search(self, image: np.ndarray | torch.Tensor, geometry: CropGeometry) -> torch.Tensor:
         """The search crops of ``geometry``: ``(S, 3, out, out)`` in model dtype."""
         return self.crop(image, geometry.center, geometry.sides, geometry.out_size)
 
-    def search_frame(self, image: torch.Tensor, geometry: CropGeometry):
+    def search_frame(self, image: np.ndarray | torch.Tensor, geometry: CropGeometry):
         """Crops and (transformed) search features of ``image`` at ``geometry``.
 
         For hooks that need search features outside ``track`` (e.g. at the first frame).
@@ -347,8 +369,8 @@ class SiameseTracker(abc.ABC):
         return list(named()) if callable(named) else []
 
     @abc.abstractmethod
-    def compute_template(self, image: torch.Tensor, box: np.ndarray) -> Any:
-        """Template features of the target in 0-based ``box`` of ``image`` (1, 3, H, W).
+    def compute_template(self, image: np.ndarray | torch.Tensor, box: np.ndarray) -> Any:
+        """Template features of the target in 0-based ``box`` of ``image`` (as ``crop`` takes it).
 
         Does not change the tracker's state: callers may build a template from any frame.
         """
