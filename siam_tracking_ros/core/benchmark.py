@@ -1,74 +1,155 @@
-"""Per-frame speed of the registered trackers: ``python -m siam_tracking_ros.core.benchmark``.
+"""Timing of a tracker: frames per second, per-frame percentiles, per-stage times and the
+backbone-only rate (what ``siamtrack bench`` reports; no ROS here).
 
-Runs ``init`` once and ``track`` on a synthetic frame (a square drifting over noise) and prints
-frames per second. Speed does not depend on the weights, so untrained networks are fine here;
-``lost_threshold`` is 0 so every frame runs the normal (not widened) search.
+``time_tracking`` runs ``init`` once, ``track`` over warm-up frames untimed, then times ``track``
+on the rest. While it runs, ``StageClock`` wraps the tracker's hooks on that one instance and adds
+up the wall time of each outermost hook call (a hook called from inside another counts in the
+outer one), so the stages add up to the frame time minus the glue between hooks. On CUDA each
+wrapped hook synchronises the device before reading the clock, which costs a little speed there.
+
+``backbone_ms`` times ``extract_features`` alone on the last frame's search crops: the compute
+floor of the network. ``fps / backbone fps`` says how close to it the whole tracker runs.
 """
 from __future__ import annotations
 
-import argparse
 import time
-import warnings
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 
-from siam_tracking_ros.core.registry import build_tracker, list_trackers
+# The hooks ``SiameseTracker.track`` calls, grouped into the stages the bench prints.
+STAGES = {
+    'frame': ('frame_pixels', 'image_to_tensor'),
+    'crop': ('search_geometry', 'crop_search'),
+    'backbone': ('extract_features', 'transform_search_features', 'transform_template_features'),
+    'head': ('run_head',),
+    'post': ('score_map', 'modify_score_map', 'locate', 'commit'),
+    'update': ('on_tracked',),
+}
 
 
-def synthetic_frames(count: int, width: int, height: int, seed: int = 0) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    background = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
-    frames = []
-    for index in range(count):
-        frame = background.copy()
-        x, y = width // 3 + 2 * index % (width // 3), height // 3
-        frame[y:y + 60, x:x + 80] = (40, 200, 90)
-        frames.append(frame)
-    return frames
-
-
-def _synchronise(device: torch.device) -> None:
+def synchronise(device: torch.device) -> None:
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
 
 
-def measure(name: str, device: str, half: bool, frames: list[np.ndarray], warmup: int) -> float:
-    """Mean frames per second of ``track`` over ``frames`` after ``warmup`` frames."""
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore', UserWarning)
-        tracker = build_tracker(name, device=device, half=half, lost_threshold=0.0)
-    height, width = frames[0].shape[:2]
-    tracker.init(frames[0], (width // 3, height // 3, 80, 60))
-    for frame in frames[1:1 + warmup]:
-        tracker.track(frame)
-    _synchronise(tracker.device)
-    start = time.perf_counter()
+class StageClock:
+    """Adds up the wall time of a tracker's outermost hook calls per stage while entered."""
+
+    def __init__(self, tracker: Any):
+        self.tracker = tracker
+        self.device = getattr(tracker, 'device', torch.device('cpu'))
+        self.seconds = {stage: 0.0 for stage in STAGES}
+        self._depth = 0
+        self._wrapped: list[str] = []
+
+    def __enter__(self) -> StageClock:
+        for stage, hooks in STAGES.items():
+            for hook in hooks:
+                if callable(getattr(self.tracker, hook, None)):
+                    setattr(self.tracker, hook, self._timed(stage, getattr(self.tracker, hook)))
+                    self._wrapped.append(hook)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for hook in self._wrapped:
+            delattr(self.tracker, hook)  # the instance attribute: the class method shows again
+        self._wrapped = []
+
+    def reset(self) -> None:
+        self.seconds = dict.fromkeys(self.seconds, 0.0)
+
+    def _timed(self, stage: str, method):
+        def timed(*args, **kwargs):
+            outermost = self._depth == 0
+            self._depth += 1
+            start = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self._depth -= 1
+                if outermost:
+                    synchronise(self.device)
+                    self.seconds[stage] += time.perf_counter() - start
+        return timed
+
+
+@dataclass
+class TrackingTime:
+    """One tracker's figures over the timed frames (milliseconds unless named otherwise)."""
+    frames: int
+    fps: float
+    mean_ms: float
+    p50_ms: float
+    p95_ms: float
+    stage_ms: dict[str, float] = field(default_factory=dict)
+    backbone_ms: float | None = None
+
+    @property
+    def ratio_to_backbone(self) -> float | None:
+        """Whole-tracker fps over backbone-only fps (1.0 = nothing but the backbone costs)."""
+        return None if not self.backbone_ms else self.backbone_ms / self.mean_ms
+
+
+def time_tracking(tracker: Any, frames: list[np.ndarray], first_box, warmup: int,
+                  stages: bool = True, backbone_repeats: int = 10) -> TrackingTime:
+    """Time ``tracker`` (a SiameseTracker, or any ``init``/``track`` object such as CSRT) on
+    ``frames``: init on the first, ``warmup`` untimed frames, then the rest timed."""
+    device = getattr(tracker, 'device', torch.device('cpu'))
+    tracker.init(frames[0], tuple(float(v) for v in first_box))
     timed = frames[1 + warmup:]
-    for frame in timed:
-        tracker.track(frame)
-    _synchronise(tracker.device)
-    return len(timed) / (time.perf_counter() - start)
+    if not timed:
+        raise ValueError(f'need more than 1 + warmup ({warmup}) frames, got {len(frames)}')
+    is_siamese = stages and hasattr(tracker, 'extract_features')
+    clock = StageClock(tracker) if is_siamese else None
+    samples = []
+    with clock or _no_clock():
+        for frame in frames[1:1 + warmup]:
+            tracker.track(frame)
+        synchronise(device)
+        if clock:
+            clock.reset()
+        for frame in timed:
+            start = time.perf_counter()
+            tracker.track(frame)
+            synchronise(device)
+            samples.append(time.perf_counter() - start)
+    milliseconds = np.asarray(samples) * 1e3
+    result = TrackingTime(frames=len(timed), fps=len(timed) / float(np.sum(samples)),
+                          mean_ms=float(milliseconds.mean()),
+                          p50_ms=float(np.percentile(milliseconds, 50)),
+                          p95_ms=float(np.percentile(milliseconds, 95)))
+    if clock:
+        result.stage_ms = {stage: seconds * 1e3 / len(timed)
+                           for stage, seconds in clock.seconds.items()}
+        result.stage_ms['other'] = result.mean_ms - sum(result.stage_ms.values())
+    if is_siamese:
+        result.backbone_ms = backbone_ms(tracker, frames[-1], backbone_repeats)
+    return result
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--trackers', nargs='+', default=None, help='default: all registered')
-    parser.add_argument('--device', default='auto')
-    parser.add_argument('--half', action='store_true', help='fp16 on CUDA')
-    parser.add_argument('--frames', type=int, default=100, help='timed frames per tracker')
-    parser.add_argument('--warmup', type=int, default=10)
-    parser.add_argument('--size', default='1280x720', help='frame WxH')
-    parser.add_argument('--threads', type=int, default=1, help='torch CPU threads')
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    width, height = (int(v) for v in args.size.lower().split('x'))
-    frames = synthetic_frames(1 + args.warmup + args.frames, width, height)
-    for name in args.trackers or list_trackers():
-        fps = measure(name, args.device, args.half, frames, args.warmup)
-        print(f'{name:28s} device={args.device} half={args.half} {width}x{height}: '
-              f'{fps:8.1f} fps ({1000.0 / fps:.2f} ms/frame)')
+class _no_clock:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc_info):
+        return None
 
 
-if __name__ == '__main__':
-    main()
+@torch.inference_mode()
+def backbone_ms(tracker: Any, frame: np.ndarray, repeats: int = 10) -> float:
+    """Milliseconds of ``extract_features`` on the search crops ``tracker`` would cut from
+    ``frame`` now (the tracker's state is not changed)."""
+    pixels = (tracker.frame_pixels(frame) if hasattr(tracker, 'frame_pixels')
+              else tracker.image_to_tensor(frame))
+    crops = tracker.crop_search(pixels, tracker.search_geometry())
+    for _ in range(2):
+        tracker.extract_features(crops)
+    synchronise(tracker.device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        tracker.extract_features(crops)
+    synchronise(tracker.device)
+    return (time.perf_counter() - start) * 1e3 / repeats

@@ -3,6 +3,7 @@ into a ``torch.device`` and a model ``torch.dtype``."""
 from __future__ import annotations
 
 import functools
+import os
 import re
 import warnings
 from pathlib import Path
@@ -102,3 +103,24 @@ def legacy_half_precision(precision: str, half: bool, device: torch.device) -> s
                       stacklevel=4)
         return precision
     return 'fp16'
+
+
+def available_cpu_count() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def set_cpu_threads(threads: int = 0) -> int:
+    """Set torch's intra-op thread count for the calling thread (and threads it starts later);
+    0 means one per available core. Returns the count set.
+
+    torch keeps this count per thread, so it is set in the thread that runs the network.
+    """
+    if threads < 0:
+        raise ValueError(f'threads must be 0 (one per core) or more, got {threads}')
+    count = threads or available_cpu_count()
+    torch.set_num_threads(count)
+    return count

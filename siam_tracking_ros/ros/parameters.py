@@ -33,6 +33,9 @@ PARAMETERS: dict[str, ParameterSpec] = {
                                        "with native bf16, else fp32), 'fp32', 'bf16' or 'fp16'"),
     'half': ParameterSpec(False, "older spelling of precision 'fp16' (CUDA only): true overrides "
                                  'precision on CUDA, ignored on CPU'),
+    'torch_threads': ParameterSpec(0, 'CPU threads of the network (torch intra-op threads, set in '
+                                      'the tracking thread); 0: one per available core',
+                                   read_only=True),
     'profile': ParameterSpec('uav', "camera profile the parameters came from: 'uav' or 'vehicle'"),
     'lost_threshold': ParameterSpec(0.2, 'score below which the target is reported LOST'),
     'recover_threshold': ParameterSpec(0.4, 'score at which a LOST target is TRACKING again'),
@@ -81,6 +84,12 @@ def _check_precision(value, _values) -> str | None:
     return None
 
 
+def _check_torch_threads(value, _values) -> str | None:
+    if value < 0:
+        return f'torch_threads must be 0 (one per core) or more, got {value}'
+    return None
+
+
 def _check_choice(*choices: str) -> Callable:
     def check(value, _values):
         if value not in choices:
@@ -114,6 +123,7 @@ _CHECKS: dict[str, Callable[[Any, dict], str | None]] = {
     'weights': _check_weights,
     'device': _check_device,
     'precision': _check_precision,
+    'torch_threads': _check_torch_threads,
     'profile': _check_choice('uav', 'vehicle'),
     'input_transport': _check_choice('raw', 'compressed'),
     'lost_threshold': _check_thresholds,

@@ -33,6 +33,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2DArray
 
+from siam_tracking_ros.core.device import set_cpu_threads
 from siam_tracking_ros.core.registry import build_tracker
 from siam_tracking_ros.msg import TrackerStatus
 from siam_tracking_ros.ros.engine import Target, TrackingEngine
@@ -227,6 +228,8 @@ class TrackerNode(LifecycleNode):
 
     # -- per frame -------------------------------------------------------------------------
     def _work(self) -> None:
+        # torch keeps its thread count per thread: set it where the network runs.
+        set_cpu_threads(self._values['torch_threads'])
         while self._active:
             frame = self._slot.take(WORKER_POLL_S)
             if frame is not None and self._engine is not None:

@@ -7,6 +7,11 @@
    subscriber pays whatever it does with the image.
 2. Image-to-detection latency over DDS between two processes (this one as the camera, a
    tracker_node process), p50 / p95: idle (transport + node overhead only) and tracking.
+3. The node next to the bare tracker, per tracker and frame size, on the same synthetic clip in
+   the same precision (both with ``lost_threshold`` 0, so neither widens its search): the bare
+   ``track()`` fps and p95, and through the node (frames published one at a time, each once the
+   previous detection is back) fps and p95 image-to-detection latency. Targets: node fps at least
+   0.9x the bare fps; node p95 at most the tracker's p95 + 15 ms.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from siam_tracking_ros.ros.process import (start_tracker_node, stop_process,
 
 TARGET_OVERHEAD_MS = 2.0
 LATENCY_TRACKER = 'siamfc_alexnet'
+TARGET_NODE_FPS_RATIO = 0.9
+TARGET_EXTRA_P95_MS = 15.0
 
 
 def percentiles(samples_ms) -> dict:
@@ -147,6 +154,99 @@ def measure_dds_latency(sizes, frames: int, log_path) -> list[dict]:
     return rows
 
 
+def publish_and_wait(client, image: np.ndarray, timeout_s: float = 30.0) -> tuple[int, int]:
+    """Publish ``image`` stamped now; (stamp_ns, detection arrival_ns) once its detection is back."""
+    from builtin_interfaces.msg import Time
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Header
+
+    from siam_tracking_ros.ros.image_codec import fill_raw_message
+
+    stamp_ns = time.time_ns()
+    stamp = Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
+    client.camera.publish(fill_raw_message(Image(header=Header(stamp=stamp)), image))
+    answer = client.detections.wait(stamp_ns, timeout_s)
+    if answer is None:
+        raise TimeoutError(f'no detections for a {image.shape[1]}x{image.shape[0]} frame '
+                           f'within {timeout_s} s')
+    return stamp_ns, answer[0]
+
+
+def node_tracking(client, clip: list[np.ndarray], first_box, warmup: int) -> dict:
+    """Track ``clip`` through the node in lock step: fps and image-to-detection latency."""
+    from siam_tracking_ros.srv import SetTarget
+    from std_srvs.srv import Trigger
+
+    publish_and_wait(client, clip[0])
+    x, y, width, height = (float(v) for v in first_box)
+    reply = client.call(SetTarget, 'set_target',
+                        SetTarget.Request(x=x, y=y, width=width, height=height))
+    if not reply.success:
+        raise RuntimeError(f'set_target refused: {reply.message}')
+    for image in clip[1:1 + warmup]:
+        publish_and_wait(client, image)
+    start = time.perf_counter()
+    samples = [(arrival - stamp) / 1e6 for stamp, arrival in
+               (publish_and_wait(client, image) for image in clip[1 + warmup:])]
+    elapsed = time.perf_counter() - start
+    client.call(Trigger, 'clear_target', Trigger.Request())
+    return {'fps': len(samples) / elapsed, **percentiles(samples)}
+
+
+def bare_tracking(name: str, precision: str, clip, first_box, warmup: int) -> dict:
+    from siam_tracking_ros.core.benchmark import time_tracking
+    from siam_tracking_ros.core.registry import build_tracker
+
+    tracker = build_tracker(name, device='cpu', precision=precision, lost_threshold=0.0)
+    figures = time_tracking(tracker, clip, first_box, warmup, stages=False)
+    return {'fps': figures.fps, 'p50_ms': figures.p50_ms, 'p95_ms': figures.p95_ms,
+            'mean_ms': figures.mean_ms, 'precision': tracker.precision}
+
+
+def measure_node_vs_tracker(trackers, precision: str, sizes, frames: int, warmup: int,
+                            threads: int | None, log_path) -> list[dict]:
+    from siam_tracking_ros.ros.client import TrackerClient
+    from siam_tracking_ros.tools.cmd_bench import bench_frames
+
+    rows = []
+    for name in trackers:
+        parameters = {'tracker': name, 'device': 'cpu', 'precision': precision,
+                      'lost_threshold': 0.0, 'publish_debug_image': False,
+                      **({'torch_threads': threads} if threads else {})}
+        namespace = f'/bench_{os.getpid()}_{len(rows)}'
+        with open(log_path, 'a') as log:
+            process = start_tracker_node(namespace, 'uav', parameters, log)
+            client = TrackerClient(namespace, 'bench_camera')
+            try:
+                client.wait_active(process)
+                for width, height in sizes:
+                    clip, first_box = bench_frames(width, height, 1 + warmup + frames)
+                    bare = bare_tracking(name, precision, clip, first_box, warmup)
+                    node = node_tracking(client, clip, first_box, warmup)
+                    rows.append({'tracker': name, 'size': f'{width}x{height}',
+                                 'precision': bare['precision'], 'tracker_fps': bare['fps'],
+                                 'tracker_p95_ms': bare['p95_ms'], 'node_fps': node['fps'],
+                                 'node_p50_ms': node['p50_ms'], 'node_p95_ms': node['p95_ms'],
+                                 'fps_ratio': node['fps'] / bare['fps'],
+                                 'extra_p95_ms': node['p95_ms'] - bare['p95_ms']})
+            finally:
+                client.close()
+                stop_process(process)
+    return rows
+
+
+def print_node_vs_tracker(rows: list[dict]) -> None:
+    print('Node next to the bare tracker (same clip, same precision; lock-step frames):')
+    for row in rows:
+        verdict = ('meets' if row['fps_ratio'] >= TARGET_NODE_FPS_RATIO and
+                   row['extra_p95_ms'] <= TARGET_EXTRA_P95_MS else 'misses')
+        print(f"  {row['tracker']:<18} {row['precision']:<5} {row['size']:>9}  tracker "
+              f"{row['tracker_fps']:6.1f} fps p95 {row['tracker_p95_ms']:7.2f} ms | node "
+              f"{row['node_fps']:6.1f} fps p95 {row['node_p95_ms']:7.2f} ms | "
+              f"x{row['fps_ratio']:.2f} fps, +{row['extra_p95_ms']:.1f} ms p95 ({verdict} "
+              f">= {TARGET_NODE_FPS_RATIO}x, <= +{TARGET_EXTRA_P95_MS:g} ms)")
+
+
 def print_figures(overhead: list[dict], latency: list[dict]) -> None:
     print('Node overhead per frame (convert + build + publish), this process:')
     for row in overhead:
@@ -175,7 +275,13 @@ def run_node_bench(args: argparse.Namespace) -> int:
     log_path = Path(tempfile.gettempdir()) / f'bench_node_{os.getpid()}.log'
     latency = measure_dds_latency(sizes, min(frames, 30), log_path)
     print_figures(overhead, latency)
+    trackers = getattr(args, 'trackers', None) or [LATENCY_TRACKER]
+    precisions = getattr(args, 'precisions', None) or ['auto']
+    compared = [row for precision in precisions for row in measure_node_vs_tracker(
+        trackers, precision, sizes, frames, int(getattr(args, 'warmup', 5)), threads, log_path)]
+    print_node_vs_tracker(compared)
     print(f'tracker_node log: {log_path}')
     if getattr(args, 'json', None):
-        args.json.write_text(json.dumps({'overhead': overhead, 'latency': latency}, indent=2))
+        args.json.write_text(json.dumps({'overhead': overhead, 'latency': latency,
+                                         'node_vs_tracker': compared}, indent=2))
     return 0

@@ -2,16 +2,26 @@
 
 Frames come from the synthetic sequence generator (a moving target seen by a moving camera), held
 in memory so that only ``track()`` is timed (with a CUDA synchronise on GPU). Each tracker is
-initialised on the first frame, tracks ``--warmup`` frames untimed, then ``--frames`` timed ones.
-CSRT runs on the CPU over the same frames; the ``x CSRT`` column is tracker fps / CSRT fps at the
-same frame size, and ``--baseline NAME`` adds a column of fps / NAME's fps (e.g. DROL-X / X).
+initialised on the first frame, tracks ``--warmup`` frames untimed, then ``--frames`` timed ones,
+in each precision (``--precisions``; default: fp32 and the reduced precision of the device, bf16
+on a CPU with native bf16, fp16 on CUDA; the one ``auto`` picks is marked ``=auto``).
+
+Columns: fps and mean / p95 ms per frame; ``x CSRT`` = fps / CSRT's fps at the same frame size
+(OpenCV's CSRT on the CPU over the same frames; ``--nanotrack DIR`` adds OpenCV's NanoTrack v2
+from the two ONNX files in DIR); ``x backbone`` = fps / the backbone-only rate (the network's
+feature extraction alone on the same search crops: how close to the compute floor the whole
+tracker runs). A second table splits the frame time into stages (core/benchmark.py): frame
+(pixels in), crop, backbone, head, post (score map, penalties, peak, box), update (the seed
+trackers' per-frame additions), other (glue between hooks).
 
 Controlled comparisons: ``--config lost_threshold=0`` keeps every tracker out of its LOST state
 (whose wider search would otherwise make the frame cost depend on how well the weights track),
-and ``--repeats N`` times the trackers N times in turn and keeps each one's median, so that a
-load change on a shared machine hits all of them alike.
+``--baseline NAME`` adds a column of fps / NAME's fps (e.g. DROL-X / X), and ``--repeats N`` times
+the trackers N times in turn and keeps each one's median, so that a load change on a shared
+machine hits all of them alike.
 
-``--node`` runs the ROS node overhead benchmark (``tools/bench_node.py``) instead.
+``--node`` runs the ROS node benchmark (``tools/bench_node.py``) instead: the node's fps and
+image-to-detection latency next to the bare tracker's on the same frames.
 """
 from __future__ import annotations
 
@@ -19,15 +29,16 @@ import argparse
 import importlib
 import platform
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from siam_tracking_ros.core import boxes
+from siam_tracking_ros.core.benchmark import STAGES, TrackingTime, time_tracking
+from siam_tracking_ros.core.device import PRECISIONS, check_precision, resolve_precision
 from siam_tracking_ros.eval.baselines import CSRT_NAME, OpenCVCsrt, csrt_available
-from siam_tracking_ros.eval.ope import timed_tracking
 from siam_tracking_ros.eval.report import format_table, write_json
 from siam_tracking_ros.eval.synth import SynthConfig, generate_sequence
 from siam_tracking_ros.tools.cli import frame_size, int_at_least, names_list
@@ -36,6 +47,7 @@ from siam_tracking_ros.tools.cmd_eval import parse_overrides
 DEFAULT_SIZES = ((640, 360), (1280, 720))
 NODE_BENCH_MODULE = 'siam_tracking_ros.tools.bench_node'
 EXIT_UNAVAILABLE = 2
+NANOTRACK_NAME = 'opencv_nanotrack'
 
 
 @dataclass(frozen=True)
@@ -47,6 +59,12 @@ class BenchRow:
     ms_per_frame: float
     ratio_to_csrt: float | None
     ratio_to_baseline: float | None = None
+    precision: str = 'fp32'
+    auto: bool = False
+    p95_ms: float | None = None
+    ratio_to_backbone: float | None = None
+    backbone_ms: float | None = None
+    stage_ms: dict = field(default_factory=dict)
 
 
 def bench_frames(width: int, height: int, count: int, seed: int = 0
@@ -58,16 +76,6 @@ def bench_frames(width: int, height: int, count: int, seed: int = 0
     return sequence.frames, boxes.one_based_to_zero_based(sequence.ground_truth[0])
 
 
-def measure_fps(tracker, frames: list[np.ndarray], first_box: np.ndarray, device: torch.device,
-                warmup: int) -> float:
-    """Frames per second of ``track()`` after ``warmup`` untimed frames."""
-    tracker.init(frames[0], tuple(float(v) for v in first_box))
-    timed_tracking(tracker, frames[1:1 + warmup], device)
-    timed = frames[1 + warmup:]
-    _, seconds = timed_tracking(tracker, timed, device)
-    return len(timed) / seconds
-
-
 def available_devices(requested: list[str] | None) -> list[torch.device]:
     from siam_tracking_ros.core.device import resolve_device
 
@@ -76,12 +84,60 @@ def available_devices(requested: list[str] | None) -> list[torch.device]:
     return [torch.device('cpu')] + ([torch.device('cuda')] if torch.cuda.is_available() else [])
 
 
+def device_precisions(device: torch.device, requested: list[str] | None) -> list[str]:
+    """The resolved precisions to time on ``device`` (duplicates dropped, order kept)."""
+    names = requested or ['fp32', 'auto', 'fp16' if device.type == 'cuda' else 'bf16']
+    resolved = []
+    for name in names:
+        if name == 'fp16' and device.type != 'cuda':
+            continue  # a GPU format: on the CPU it would only time fp32 again
+        precision = resolve_precision(name, device)
+        if precision not in resolved:
+            resolved.append(precision)
+    return resolved
+
+
+class OpenCVNanoTrack:
+    """OpenCV's NanoTrack v2 (``cv2.TrackerNano``) from its backbone and neck-head ONNX files."""
+
+    name = NANOTRACK_NAME
+
+    def __init__(self, folder: Path):
+        import cv2
+
+        onnx = sorted(Path(folder).glob('*.onnx'))
+        backbone = [path for path in onnx if 'backbone' in path.name.lower()]
+        head = [path for path in onnx if 'head' in path.name.lower()]
+        if len(backbone) != 1 or len(head) != 1:
+            raise ValueError(f'--nanotrack {folder}: expected one *backbone*.onnx and one '
+                             f'*head*.onnx file (NanoTrack v2), found {[p.name for p in onnx]}')
+        if not hasattr(cv2, 'TrackerNano_create'):
+            raise ValueError('this OpenCV build has no TrackerNano (needs OpenCV >= 4.7 with dnn)')
+        self._params = cv2.TrackerNano_Params()
+        self._params.backbone, self._params.neckhead = str(backbone[0]), str(head[0])
+        self._create = cv2.TrackerNano_create
+        self._tracker = None
+
+    def init(self, image_bgr: np.ndarray, box) -> None:
+        self._tracker = self._create(self._params)
+        x, y, w, h = (int(round(v)) for v in box)
+        self._tracker.init(image_bgr, (x, y, max(w, 1), max(h, 1)))
+
+    def track(self, image_bgr: np.ndarray):
+        return self._tracker.update(image_bgr)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__.split('\n\n')[0].split(': ', 1)[1]
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = '\n\n'.join(__doc__.split('\n\n')[1:])
     parser.add_argument('--trackers', type=names_list,
                         help='trackers to time, comma-separated (default: every registered one)')
     parser.add_argument('--devices', type=names_list,
                         help="devices, e.g. cpu,cuda (default: cpu, and cuda when available)")
+    parser.add_argument('--precisions', type=names_list,
+                        help=f'precisions to time, comma-separated, of {", ".join(PRECISIONS)} '
+                             '(default: fp32 and the reduced precision of each device)')
     parser.add_argument('--sizes', type=lambda text: [frame_size(s) for s in names_list(text)],
                         default=list(DEFAULT_SIZES),
                         help='frame sizes WxH, comma-separated (default 640x360,1280x720)')
@@ -98,9 +154,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              '--config lost_threshold=0')
     parser.add_argument('--repeats', type=int_at_least(1), default=1,
                         help='time the trackers this many times in turn; report the median')
+    parser.add_argument('--nanotrack', type=Path, metavar='DIR',
+                        help="also time OpenCV's NanoTrack v2 from the two ONNX files in DIR")
     parser.add_argument('--json', type=Path, help='also write the figures to this JSON file')
     parser.add_argument('--node', action='store_true',
-                        help='run the ROS node overhead benchmark (tools/bench_node.py) instead')
+                        help="time the ROS node (tools/bench_node.py) next to the bare tracker")
 
 
 def run_node_benchmark(args: argparse.Namespace) -> int:
@@ -115,54 +173,102 @@ def run_node_benchmark(args: argparse.Namespace) -> int:
     return int(module.run_node_bench(args) or 0)
 
 
+def _median_time(times: list[TrackingTime]) -> TrackingTime:
+    """The run with the median fps (its percentiles and stages stay consistent)."""
+    return sorted(times, key=lambda figures: figures.fps)[len(times) // 2]
+
+
+def _reference_rows(size: str, clip, first_box, warmup: int, nanotrack: Path | None
+                    ) -> list[BenchRow]:
+    cpu = torch.device('cpu')
+    references = ([OpenCVCsrt()] if csrt_available() else []) + (
+        [OpenCVNanoTrack(nanotrack)] if nanotrack else [])
+    rows = []
+    for tracker in references:
+        figures = time_tracking(tracker, clip, first_box, warmup, stages=False)
+        rows.append(BenchRow(tracker.name, str(cpu), size, figures.fps, figures.mean_ms, None,
+                             p95_ms=figures.p95_ms))
+    return rows
+
+
 def run_benchmark(trackers: list[str], devices: list[torch.device],
                   sizes: list[tuple[int, int]], frames: int, warmup: int,
                   baseline: str | None = None, overrides: dict | None = None,
-                  repeats: int = 1) -> dict:
-    """Time every tracker on every device and size; returns the JSON-ready figures."""
+                  repeats: int = 1, precisions: list[str] | None = None,
+                  nanotrack: Path | None = None) -> dict:
+    """Time every tracker on every device, precision and size; returns the JSON-ready figures."""
     from siam_tracking_ros.core.registry import build_tracker
 
-    with_csrt = csrt_available()
-    rows, csrt_fps = [], {}
+    rows = []
     for width, height in sizes:
         size = f'{width}x{height}'
         clip, first_box = bench_frames(width, height, 1 + warmup + frames)
-        cpu = torch.device('cpu')
-        if with_csrt:
-            csrt_fps[size] = measure_fps(OpenCVCsrt(), clip, first_box, cpu, warmup)
-            rows.append(BenchRow(CSRT_NAME, 'cpu', size, csrt_fps[size], 1000 / csrt_fps[size],
-                                 1.0))
+        references = _reference_rows(size, clip, first_box, warmup, nanotrack)
+        csrt = next((row.fps for row in references if row.tracker == CSRT_NAME), None)
+        rows += [BenchRow(**{**asdict(row), 'ratio_to_csrt': row.fps / csrt if csrt else None})
+                 for row in references]
         for device in devices:
-            built = {name: build_tracker(name, device=device, **(overrides or {}))
-                     for name in trackers}
-            timings = {name: [] for name in trackers}
-            for _ in range(repeats):
-                for name, tracker in built.items():
-                    timings[name].append(measure_fps(tracker, clip, first_box, device, warmup))
-            fps = {name: float(np.median(values)) for name, values in timings.items()}
-            for name in trackers:
-                rows.append(BenchRow(
-                    name, str(device), size, fps[name], 1000 / fps[name],
-                    fps[name] / csrt_fps[size] if with_csrt else None,
-                    fps[name] / fps[baseline] if baseline else None))
-            del built
-    return {'rows': [asdict(row) for row in rows], 'csrt_available': with_csrt,
+            auto = resolve_precision('auto', device)
+            for precision in device_precisions(device, precisions):
+                built = {name: build_tracker(name, device=device, precision=precision,
+                                             **(overrides or {})) for name in trackers}
+                timings = {name: [] for name in trackers}
+                for _ in range(repeats):
+                    for name, tracker in built.items():
+                        timings[name].append(time_tracking(tracker, clip, first_box, warmup))
+                figures = {name: _median_time(values) for name, values in timings.items()}
+                for name in trackers:
+                    timing = figures[name]
+                    rows.append(BenchRow(
+                        name, str(device), size, timing.fps, timing.mean_ms,
+                        timing.fps / csrt if csrt else None,
+                        timing.fps / figures[baseline].fps if baseline else None,
+                        precision=precision, auto=precision == auto, p95_ms=timing.p95_ms,
+                        ratio_to_backbone=timing.ratio_to_backbone,
+                        backbone_ms=timing.backbone_ms, stage_ms=timing.stage_ms))
+                del built
+    return {'rows': [asdict(row) for row in rows], 'csrt_available': csrt_available(),
             'frames': frames, 'warmup': warmup, 'repeats': repeats, 'baseline': baseline,
             'config_overrides': overrides or {}, 'torch_threads': torch.get_num_threads(),
             'cpu': platform.processor() or platform.machine(),
             'gpu': torch.cuda.get_device_name() if torch.cuda.is_available() else None}
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.node:
-        return run_node_benchmark(args)
-    from siam_tracking_ros.core.registry import list_trackers
+def speed_table(rows: list[dict], baseline: str | None) -> str:
+    headers = ['tracker', 'device', 'precision', 'size', 'fps', 'ms/frame', 'p95 ms', 'x CSRT',
+               'x backbone']
+    if baseline:
+        headers.append(f'x {baseline}')
+    lines = []
+    for row in rows:
+        precision = row['precision'] + ('=auto' if row['auto'] else '')
+        line = [row['tracker'], row['device'], precision if row['stage_ms'] else '-',
+                row['size'], row['fps'], row['ms_per_frame'], row['p95_ms'],
+                row['ratio_to_csrt'], row['ratio_to_backbone']]
+        lines.append(line + ([row['ratio_to_baseline']] if baseline else []))
+    return format_table(headers, lines)
 
+
+def stage_table(rows: list[dict]) -> str:
+    stages = list(STAGES) + ['other']
+    lines = [[row['tracker'], row['precision'], row['size'],
+              *(row['stage_ms'].get(stage) for stage in stages)]
+             for row in rows if row['stage_ms']]
+    return format_table(['ms per frame in', 'precision', 'size', *stages], lines)
+
+
+def run(args: argparse.Namespace) -> int:
     if args.threads:
         import cv2
 
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)
+    for name in args.precisions or []:
+        check_precision(name)
+    if args.node:
+        return run_node_benchmark(args)
+    from siam_tracking_ros.core.registry import list_trackers
+
     known = list_trackers()
     trackers = args.trackers or known
     unknown = [name for name in trackers if name not in known]
@@ -176,13 +282,11 @@ def run(args: argparse.Namespace) -> int:
         print('OpenCV CSRT is not available in this OpenCV build (needs opencv-contrib): '
               'timing the trackers without the CSRT ratio', file=sys.stderr)
     result = run_benchmark(trackers, devices, args.sizes, args.frames, args.warmup,
-                           args.baseline, parse_overrides(args.config), args.repeats)
-    headers = ('tracker', 'device', 'size', 'fps', 'ms/frame', 'x CSRT')
-    columns = len(headers)
-    if args.baseline:
-        headers += (f'x {args.baseline}',)
-        columns += 1
-    print(format_table(headers, [tuple(row.values())[:columns] for row in result['rows']]))
+                           args.baseline, parse_overrides(args.config), args.repeats,
+                           args.precisions, args.nanotrack)
+    print(speed_table(result['rows'], args.baseline))
+    print()
+    print(stage_table(result['rows']))
     if args.json:
         write_json(args.json, result)
         print(f'figures written to {args.json}')
