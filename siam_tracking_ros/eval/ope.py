@@ -4,7 +4,8 @@ Protocol (OTB / UAV123): the tracker is initialised on the first frame with the 
 (converted from the published 1-based convention to the 0-based tracker API), then tracks every
 following frame once, never re-initialised. Its boxes are converted back to 1-based and written as
 ``<out>/<tracker>/<seq>.txt`` (one ``x,y,w,h`` line per frame, the first line being the initial
-box), the layout the UAV123 / pysot toolkits read. Beside each goes ``<seq>.json``: what produced
+box), the layout the UAV123 / pysot toolkits read (``convention='pysot'``: as pysot's test script
+reads and writes them, ``eval.conventions``). Beside each goes ``<seq>.json``: what produced
 it (tracker, weights, config), its timing and scores. Both are written as the sequence finishes,
 so an interrupted evaluation resumes from the sequences done (``resume``); sequences can run in
 several processes (``workers``), each with a tracker built for that sequence.
@@ -33,8 +34,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from siam_tracking_ros.core import boxes
 from siam_tracking_ros.eval import metrics, plots
+from siam_tracking_ros.eval.conventions import DEFAULT_CONVENTION, convention as box_convention
 from siam_tracking_ros.eval.datasets import Dataset, Sequence, read_ground_truth
 from siam_tracking_ros.eval.report import format_table, write_csv, write_json
 
@@ -98,13 +99,14 @@ def round_boxes(box_array: np.ndarray) -> np.ndarray:
     return np.round(np.asarray(box_array, dtype=np.float64), BOX_DECIMALS)
 
 
-def initial_box(sequence: Sequence) -> np.ndarray:
-    """The 0-based first-frame box the tracker is initialised with."""
+def initial_box(sequence: Sequence, convention: str = DEFAULT_CONVENTION) -> np.ndarray:
+    """The 0-based first-frame box the tracker is initialised with, read from the ground truth
+    in ``convention`` (``eval.conventions``)."""
     first = sequence.ground_truth[0]
     if not metrics.visible_mask(first[None])[0]:
         raise ValueError(f'sequence {sequence.name}: the first frame has no ground-truth box '
                          f'({first.tolist()}); one-pass evaluation starts from it')
-    return boxes.one_based_to_zero_based(first)
+    return box_convention(convention).tracker_box(first)
 
 
 def timed_tracking(tracker: Any, frames: Iterable[np.ndarray], device: torch.device,
@@ -128,12 +130,17 @@ def timed_tracking(tracker: Any, frames: Iterable[np.ndarray], device: torch.dev
 
 
 def track_sequence(tracker: Any, sequence: Sequence, device: torch.device,
-                   progress: tqdm | None = None) -> SequenceRun:
-    """Initialise ``tracker`` on frame 1 and track the rest once; boxes come back 1-based."""
-    tracker.init(sequence.read_frame(0), tuple(float(v) for v in initial_box(sequence)))
+                   progress: tqdm | None = None,
+                   convention: str = DEFAULT_CONVENTION) -> SequenceRun:
+    """Initialise ``tracker`` on frame 1 and track the rest once; boxes come back as result
+    files write them in ``convention`` (1-based in the package's)."""
+    rule = box_convention(convention)
+    tracker.init(sequence.read_frame(0),
+                 tuple(float(v) for v in initial_box(sequence, convention)))
     frames = (sequence.read_frame(index) for index in range(1, len(sequence)))
     tracked, seconds = timed_tracking(tracker, frames, device, progress)
-    predicted = np.concatenate([sequence.ground_truth[:1], boxes.zero_based_to_one_based(tracked)])
+    predicted = np.concatenate([rule.first_line(sequence.ground_truth[:1]),
+                                rule.result_boxes(tracked)])
     return SequenceRun(sequence.name, round_boxes(predicted), seconds)
 
 
@@ -190,6 +197,7 @@ class SequenceTask:
 
     tracker: str
     sequence: Sequence
+    convention: str = DEFAULT_CONVENTION  # how boxes are read and written (eval.conventions)
 
 
 @dataclass(frozen=True, eq=False)
@@ -260,7 +268,7 @@ def run_task(task: SequenceTask, build: Callable[[str], Any], device: torch.devi
     sequences the same process tracked before (sequential, parallel and resumed runs agree)."""
     with PeakMemory(device) as memory:
         tracker = build(task.tracker)
-        run = track_sequence(tracker, task.sequence, device, progress)
+        run = track_sequence(tracker, task.sequence, device, progress, task.convention)
         del tracker
     return SequenceOutcome(task.tracker, run, memory.megabytes)
 
@@ -339,7 +347,7 @@ def evaluate_trackers(tracker_names: SequenceType[str], build: Callable[[str], A
                       dataset: Dataset, out_dir: Path, device: torch.device,
                       progress: bool = True, settings: dict | None = None,
                       identities: dict[str, dict] | None = None, resume: bool = False,
-                      workers: int = 1) -> dict:
+                      workers: int = 1, convention: str = DEFAULT_CONVENTION) -> dict:
     """Run OPE for each tracker (built by ``build(name)``), write boxes, JSON, CSV and plots.
 
     Each sequence's boxes and record (``<out>/<tracker>/<seq>.txt`` / ``.json``) are written as
@@ -348,8 +356,9 @@ def evaluate_trackers(tracker_names: SequenceType[str], build: Callable[[str], A
     per tracker what its boxes depend on (weights, config...; recorded in every sequence record);
     with ``resume`` the sequences whose record matches it are read back instead of run again.
     ``workers`` > 1 runs sequences in that many processes (``build`` must then be picklable).
-    ``settings`` (e.g. weights, overrides, frame limit) is stored in results.json as given.
-    Returns the results.json content.
+    ``convention`` says how the ground truth is read and the boxes are written
+    (``eval.conventions``). ``settings`` (e.g. weights, overrides, frame limit) is stored in
+    results.json as given. Returns the results.json content.
     """
     if workers < 1:
         raise ValueError(f'workers must be at least 1, got {workers}')
@@ -363,8 +372,10 @@ def evaluate_trackers(tracker_names: SequenceType[str], build: Callable[[str], A
               'memory': 'cuda max_memory_allocated' if device.type == 'cuda'
               else 'largest growth of the process peak RSS (ru_maxrss) over one sequence '
                    '(tracker built and run)',
-              'workers': workers, 'thresholds': _thresholds(), 'trackers': {}}
-    tasks = [SequenceTask(name, sequence) for name in tracker_names for sequence in dataset]
+              'workers': workers, 'box_convention': box_convention(convention).name,
+              'thresholds': _thresholds(), 'trackers': {}}
+    tasks = [SequenceTask(name, sequence, convention) for name in tracker_names
+             for sequence in dataset]
     outcomes: dict[str, dict[str, SequenceOutcome]] = {name: {} for name in tracker_names}
     if resume:
         for task in tasks:

@@ -11,6 +11,7 @@ import yaml
 from siam_tracking_ros.core.device import PRECISIONS
 from siam_tracking_ros.eval import ope
 from siam_tracking_ros.eval.baselines import CSRT_NAME, OpenCVCsrt
+from siam_tracking_ros.eval.conventions import CONVENTIONS, DEFAULT_CONVENTION
 from siam_tracking_ros.eval.datasets import open_dataset
 from siam_tracking_ros.tools.cli import int_at_least, names_list
 
@@ -19,6 +20,11 @@ DESCRIPTION = """One-pass evaluation (OTB / UAV123 protocol) of one or more trac
 The dataset is a UAV123-layout folder (data_seq/, anno/) or a folder of <seq>/groundtruth.txt
 sequences. Writes <out>/<tracker>/<seq>.txt (1-based x,y,w,h per frame), results.json,
 results.csv, success.png, precision.png and norm_precision.png, and prints a summary table.
+
+--convention pysot reads the ground truth and writes the boxes as pysot's test script does (the
+tracker starts on the file's 1-based box plus half a pixel; lines are x = cx - w/2), so that the
+files compare with published pysot result files; the default, package, starts on the annotated
+pixels (x - 1) and writes 1-based boxes.
 
 Each sequence's boxes and <seq>.json record (scores, timing, and the tracker, weights and config
 that made them) are written as soon as it finishes: after an interruption, --resume runs only the
@@ -72,6 +78,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "--config window_influence=0.3 use_online=false")
     parser.add_argument('--max-frames', type=int_at_least(2),
                         help='evaluate only the first N frames of each sequence')
+    parser.add_argument('--convention', choices=sorted(CONVENTIONS), default=DEFAULT_CONVENTION,
+                        help='how ground-truth boxes are read and result boxes written '
+                             f'(default {DEFAULT_CONVENTION}; pysot: as pysot\'s test script)')
     parser.add_argument('--out', required=True, type=Path, help='output folder')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
     parser.add_argument('--resume', action='store_true',
@@ -153,12 +162,13 @@ def run(args: argparse.Namespace) -> int:
     dataset = open_dataset(args.dataset, args.sequences).truncated(args.max_frames)
     settings = {'weights': {name: str(path) if path else None for name, path in weights.items()},
                 'config_overrides': overrides, 'precision': args.precision, 'max_frames': args.max_frames,
-                'sequences': dataset.names}
-    identities = {name: build.identity(name, args.max_frames) for name in args.tracker}
+                'sequences': dataset.names, 'convention': args.convention}
+    identities = {name: {**build.identity(name, args.max_frames), 'convention': args.convention}
+                  for name in args.tracker}
     report = ope.evaluate_trackers(args.tracker, build, dataset, args.out, device,
                                    progress=not args.quiet, settings=settings,
                                    identities=identities, resume=args.resume,
-                                   workers=args.workers)
+                                   workers=args.workers, convention=args.convention)
     print(ope.summary_table(report))
     print(f'results: {args.out / ope.RESULTS_JSON}, {args.out / ope.RESULTS_CSV}, plots and '
           f'per-sequence boxes in {args.out}')
