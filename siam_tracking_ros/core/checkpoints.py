@@ -9,11 +9,14 @@ Formats recognised by ``read_checkpoint``:
 * **plain state dict** (siamfc-pytorch ``siamfc_alexnet_e50.pth``): tensors only; RGB when the
   keys are siamfc-pytorch's, BGR otherwise (pysot weights saved bare).
 
-Everything is read with ``torch.load(..., weights_only=True)`` and loaded strictly.
+Everything is read with ``torch.load(..., weights_only=True)`` and loaded strictly, with one
+exception pysot's loader also makes: a file without BatchNorm's ``num_batches_tracked`` counters
+(older PyTorch saved none) loads, the counters being unused at inference; the load message says so.
 """
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -24,6 +27,10 @@ FORMAT_NAME = 'siam_tracking_ros'
 FORMAT_VERSION = 1
 DATA_PARALLEL_PREFIX = 'module.'
 KEYS_SHOWN = 5
+# BatchNorm's step counter: only read in training with momentum=None, never at inference.
+BATCH_COUNTER_SUFFIX = 'num_batches_tracked'
+
+LOGGER = logging.getLogger(__name__)
 
 # Keys that only one reference network has: how a file tells which tracker it is for.
 KEY_SIGNATURES = (
@@ -102,11 +109,23 @@ def _first(keys) -> str:
     return f'{len(keys)} ({shown}{", ..." if len(keys) > KEYS_SHOWN else ""})'
 
 
+def _is_batch_counter(key: str) -> bool:
+    return key.rsplit('.', 1)[-1] == BATCH_COUNTER_SUFFIX
+
+
 def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
-                           source: str = 'state dict', expected_tracker: str | None = None) -> None:
+                           source: str = 'state dict', expected_tracker: str | None = None
+                           ) -> list[str]:
     """Load ``state_dict`` into ``model``; any missing, unexpected or mis-shaped key raises a
-    ValueError naming the keys and the tracker the file appears to be for."""
+    ValueError naming the keys and the tracker the file appears to be for.
+
+    A file with no BatchNorm ``num_batches_tracked`` counter at all is the exception: the model
+    keeps its own. Returns those keys (sorted; empty when the file has counters).
+    """
     own = model.state_dict()
+    counters_absent = [] if any(_is_batch_counter(key) for key in state_dict) else sorted(
+        key for key in own if _is_batch_counter(key))
+    state_dict = {**{key: own[key] for key in counters_absent}, **state_dict}
     missing = set(own) - set(state_dict)
     unexpected = set(state_dict) - set(own)
     mismatched = {key for key in set(own) & set(state_dict)
@@ -121,14 +140,33 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tens
             + '; '.join(problems)
             + f"; the file looks like a {seems or 'unknown'} checkpoint")
     model.load_state_dict(state_dict, strict=True)
+    return counters_absent
 
 
 def load_checkpoint(path, model: nn.Module, device: str | torch.device = 'cpu',
                     expected_tracker: str | None = None) -> dict:
-    """Read ``path`` and load it strictly into ``model``; returns the metadata."""
+    """Read ``path`` and load it strictly into ``model``; returns the metadata.
+
+    The metadata gains ``batch_counters_absent`` (the ``num_batches_tracked`` keys the file
+    lacked) and ``load_message``, a one-line account of the load, also logged at INFO level."""
     state_dict, metadata = read_checkpoint(path, device)
-    load_state_dict_strict(model, state_dict, f"checkpoint '{path}'", expected_tracker)
+    absent = load_state_dict_strict(model, state_dict, f"checkpoint '{path}'", expected_tracker)
+    metadata['batch_counters_absent'] = absent
+    metadata['load_message'] = load_message(path, metadata, len(state_dict), absent)
+    LOGGER.info(metadata['load_message'])
     return metadata
+
+
+def load_message(path, metadata: Mapping[str, Any], tensors: int, counters_absent) -> str:
+    """``loaded checkpoint 'p' (pysot format, BGR, siamrpn_alexnet): N tensors[; ...]``."""
+    message = (f"loaded checkpoint '{path}' ({metadata.get('source_format')} format, "
+               f"{metadata.get('colour_order')}, {metadata.get('tracker') or 'unidentified'}): "
+               f'{tensors} tensors')
+    if counters_absent:
+        message += (f'; the file has no BatchNorm num_batches_tracked counters '
+                    f'({len(counters_absent)} absent, unused at inference: the network keeps '
+                    'its own)')
+    return message
 
 
 def save_checkpoint(path, tracker_name: str, model: nn.Module, config, training_meta: dict,

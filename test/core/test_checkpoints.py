@@ -224,3 +224,27 @@ def test_identify_checkpoint_by_signature():
     assert identify_checkpoint(expected_alexnet_rpn_keys()) == 'siamrpn_alexnet'
     assert identify_checkpoint(expected_siamfc_keys()) == 'siamfc_alexnet'
     assert identify_checkpoint(['foo.weight']) is None
+
+
+def test_file_without_batchnorm_counters_loads_and_says_so(pysot_r50_file, tmp_path, caplog):
+    # pysot loads such files (older PyTorch saved no counters); they are unused at inference.
+    _, state = pysot_r50_file
+    counters = [key for key in state if key.endswith('.num_batches_tracked')]
+    path = tmp_path / 'no_counters.pth'
+    torch.save({'state_dict': {k: v for k, v in state.items() if k not in counters}}, path)
+    model = siamrpn_r50_l234()
+    with caplog.at_level('INFO', logger='siam_tracking_ros.core.checkpoints'):
+        metadata = load_checkpoint(path, model, expected_tracker='siamrpn_r50_l234')
+    assert counters and metadata['batch_counters_absent'] == sorted(counters)
+    assert 'no BatchNorm num_batches_tracked counters' in metadata['load_message']
+    assert f'{len(counters)} absent' in metadata['load_message']
+    assert metadata['load_message'] in caplog.text
+    torch.testing.assert_close(model.state_dict()['backbone.bn1.running_var'],
+                               state['backbone.bn1.running_var'])
+    # Files with every key say nothing of the kind; other missing keys still refuse the file.
+    full = load_checkpoint(pysot_r50_file[0], siamrpn_r50_l234())
+    assert full['batch_counters_absent'] == [] and 'BatchNorm' not in full['load_message']
+    torch.save({'state_dict': {k: v for k, v in state.items()
+                               if k not in counters and k != 'backbone.bn1.running_var'}}, path)
+    with pytest.raises(ValueError, match=r'missing keys: 1 \(backbone.bn1.running_var\)'):
+        load_checkpoint(path, siamrpn_r50_l234())
