@@ -117,11 +117,17 @@ def test_bench_times_a_tracker_and_csrt(tmp_path, capsys):
                      '--json', str(figures)])
     assert code == 0
     printed = capsys.readouterr().out
-    assert printed.splitlines()[0].split() == ['tracker', 'device', 'size', 'fps', 'ms/frame',
-                                               'x', 'CSRT']
+    assert printed.splitlines()[0].split() == ['tracker', 'device', 'precision', 'size', 'fps',
+                                               'ms/frame', 'p95', 'ms', 'x', 'CSRT', 'x',
+                                               'backbone']
+    assert 'ms per frame in' in printed and 'backbone' in printed  # the stage table
     rows = json.loads(figures.read_text())['rows']
     tracker_rows = [row for row in rows if row['tracker'] == 'siamfc_alexnet']
-    assert len(tracker_rows) == 1 and tracker_rows[0]['size'] == '160x120'
+    # fp32, and bf16 too on a CPU with native bf16
+    expected = cmd_bench.device_precisions(cmd_bench.torch.device('cpu'), None)
+    assert [row['precision'] for row in tracker_rows] == expected
+    assert all(row['size'] == '160x120' and row['ratio_to_backbone'] > 0 for row in tracker_rows)
+    assert all(row['stage_ms']['backbone'] > 0 for row in tracker_rows)
     assert tracker_rows[0]['fps'] > 0
     if csrt_available():
         csrt = next(row for row in rows if row['tracker'] == CSRT_NAME)

@@ -136,6 +136,10 @@ class CLNetModules(nn.Module):
     RPN head accepts as ``param_deltas``.
     """
 
+    # Set statistics and tanh-bounded parameter deltas: tiny, and run in float32 in every
+    # precision (SiamRPNNet.full_precision_modules), like the head layers the deltas adjust.
+    keeps_float32 = True
+
     def __init__(self, rpn_head: nn.Module):
         super().__init__()
         self.branch_names = list(head_branches(rpn_head))

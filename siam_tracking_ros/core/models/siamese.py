@@ -51,8 +51,11 @@ class SiamRPNNet(nn.Module):
 
     def full_precision_modules(self) -> list[nn.Module]:
         """The 1x1 layers after each depth-wise correlation: in bf16 their rounding of the score
-        logits and box deltas cost SiamRPN accuracy, for a small share of the compute."""
-        return [module.head for module in self.modules() if isinstance(module, DepthwiseXCorr)]
+        logits and box deltas cost SiamRPN accuracy, for a small share of the compute. Also any
+        added sub-network whose class sets ``keeps_float32`` (CLNet's latent networks)."""
+        heads = [module.head for module in self.modules() if isinstance(module, DepthwiseXCorr)]
+        return heads + [module for module in self.children()
+                        if getattr(module, 'keeps_float32', False)]
 
 
 def siamrpn_alexnet(anchor_num: int = 5, width_mult: float = 1.0) -> SiamRPNNet:

@@ -1,0 +1,83 @@
+"""Precision and memory layout of the trackers: channels_last changes no box, bf16 runs every
+registered tracker, the float32-kept parts stay float32 (no test here times anything)."""
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from base_equivalence import real_frames, synthetic_frames, tracked_boxes
+from siam_tracking_ros.core.registry import build_tracker, list_trackers
+
+REAL_SEQUENCE_FRAMES = 12
+
+
+def built(name: str, **overrides):
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', UserWarning)  # untrained seed networks warn
+        return build_tracker(name, device='cpu', **overrides)
+
+
+@pytest.mark.parametrize('name', ['siamrpn_alexnet', 'siamfc_alexnet'])
+def test_channels_last_gives_the_same_boxes_on_a_real_sequence(uav_dev, name):
+    frames, first_box = real_frames(uav_dev, 'car16_1', REAL_SEQUENCE_FRAMES)
+    nchw = tracked_boxes(built(name, channels_last=False), frames, first_box)
+    nhwc = tracked_boxes(built(name, channels_last=True), frames, first_box)
+    np.testing.assert_allclose(nhwc, nchw, rtol=0, atol=1e-3)
+
+
+def test_channels_last_puts_model_and_input_in_nhwc():
+    tracker = built('siamrpn_alexnet', channels_last=True)
+    weight = tracker.model.backbone.features[0].weight
+    assert weight.is_contiguous(memory_format=torch.channels_last)
+    crops = tracker.network_input(torch.zeros(1, 3, 127, 127))
+    assert crops.is_contiguous(memory_format=torch.channels_last)
+    flat = built('siamrpn_alexnet', channels_last=False)
+    assert flat.model.backbone.features[0].weight.is_contiguous()
+
+
+@pytest.mark.parametrize('name', list_trackers())
+def test_bf16_runs_every_registered_tracker_end_to_end(name):
+    frames, first_box = synthetic_frames(seed=5, count=4, size=(320, 180))
+    tracker = built(name, precision='bf16')
+    assert tracker.precision == 'bf16' and tracker.dtype is torch.bfloat16
+    tracked = tracked_boxes(tracker, frames, first_box)
+    assert tracked.shape == (4, 4) and np.all(np.isfinite(tracked))
+
+
+def test_bf16_keeps_siamrpn_head_layers_float32_and_the_backbone_bf16():
+    tracker = built('siamrpn_alexnet', precision='bf16')
+    assert tracker.model.backbone.features[0].weight.dtype is torch.bfloat16
+    assert tracker.model.rpn_head.cls.conv_search[0].weight.dtype is torch.bfloat16
+    kept = tracker.full_precision_modules()
+    assert kept and all(p.dtype is torch.float32 for m in kept for p in m.parameters())
+    frames, first_box = synthetic_frames(seed=5, count=2, size=(320, 180))
+    tracker.init(frames[0], tuple(float(v) for v in first_box))
+    with torch.inference_mode():
+        crops = tracker.crop_search(tracker.frame_pixels(frames[1]), tracker.search_geometry())
+        cls, loc = tracker.run_head(tracker.template_features, tracker.extract_features(crops))
+    assert cls.dtype is torch.float32 and loc.dtype is torch.float32
+
+
+def test_reloading_weights_keeps_dtype_layout_and_float32_parts():
+    tracker = built('siamrpn_alexnet', precision='bf16')
+    from siam_tracking_ros.core.registry import shipped_weights
+    path = shipped_weights('siamrpn_alexnet')
+    if path is None:
+        pytest.skip('no siamrpn_alexnet weights ship with this checkout')
+    tracker.load_weights(path)
+    weight = tracker.model.backbone.features[0].weight
+    assert weight.dtype is torch.bfloat16
+    assert weight.is_contiguous(memory_format=torch.channels_last)
+    assert all(p.dtype is torch.float32 for m in tracker.full_precision_modules()
+               for p in m.parameters())
+
+
+def test_unknown_precision_in_the_config_names_the_choices():
+    with pytest.raises(ValueError, match='unknown precision .fp64.*fp32, bf16, fp16, auto'):
+        built('siamfc_alexnet', precision='fp64')
+
+
+def test_fp32_is_the_library_default():
+    tracker = built('siamfc_alexnet')
+    assert tracker.config.precision == 'fp32' and tracker.dtype is torch.float32
