@@ -13,10 +13,15 @@ is sliced away as a strided view. A copy happens only when a colour conversion i
 from __future__ import annotations
 
 import array
+import io
+import os
+import tempfile
+import threading
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from PIL import Image as PILImage
 
 
 class ImageConversionError(ValueError):
@@ -199,18 +204,94 @@ def _check_compressed_framing(kind: str, head: bytes, tail: bytes) -> None:
         raise CorruptCompressedImageError('data is not a PNG stream (bad signature)')
 
 
+class DecoderMessages:
+    """Captures what libjpeg / libpng / OpenCV print on stderr while one image decodes.
+
+    The C decoders write warnings such as "Corrupt JPEG data: premature end of data segment"
+    straight to file descriptor 2, where no ROS logger sees them and nothing tells the frame
+    apart. While decoding, fd 2 points at a temporary file; afterwards the lines are returned
+    to the caller and anything else written meanwhile (another thread's log line) is passed on
+    to the real stderr. Decodes are serialised for that.
+    """
+
+    _lock = threading.Lock()
+    _sink = None
+
+    def __enter__(self) -> 'DecoderMessages':
+        DecoderMessages._lock.acquire()
+        if DecoderMessages._sink is None:
+            DecoderMessages._sink = tempfile.TemporaryFile()
+        self._saved = os.dup(2)
+        os.dup2(DecoderMessages._sink.fileno(), 2)
+        self.lines: list[str] = []
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        sink = DecoderMessages._sink
+        try:
+            os.dup2(self._saved, 2)
+            os.close(self._saved)
+            sink.seek(0)
+            captured = sink.read().decode(errors='replace')
+            sink.seek(0)
+            sink.truncate()
+        finally:
+            DecoderMessages._lock.release()
+        passed_on = []
+        for line in captured.splitlines():
+            (self.lines if _is_decoder_message(line) else passed_on).append(line)
+        if passed_on:
+            os.write(2, ('\n'.join(passed_on) + '\n').encode())
+
+
+# libjpeg's (jerror.h) and libpng's complaints about the data; other lines, such as a log
+# line another thread wrote meanwhile, are passed on untouched.
+_DECODER_PREFIXES = ('corrupt jpeg data', 'premature end of jpeg', 'invalid jpeg', 'invalid sos',
+                     'inconsistent progression', 'bogus', 'unsupported marker', 'libpng')
+
+
+def _is_decoder_message(line: str) -> bool:
+    return line.strip().lower().startswith(_DECODER_PREFIXES)
+
+
 def compressed_image_to_bgr(msg) -> np.ndarray:
-    """A ``sensor_msgs/CompressedImage``-like message (jpeg or png) as an H x W x 3 BGR array."""
+    """A ``sensor_msgs/CompressedImage``-like message (jpeg or png) as an H x W x 3 BGR array.
+
+    A stream the decoder complains about (libjpeg fills what it cannot decode with grey and
+    says so on stderr) is refused with the decoder's words, not tracked.
+    """
     buffer = _byte_buffer(msg.data)
     if buffer.size == 0:
         raise TruncatedImageError('compressed image has no data')
     head = buffer[:16].tobytes()
     kind = _compressed_kind(str(msg.format), head)
     _check_compressed_framing(kind, head, _tail_without_padding(buffer))
-    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    with DecoderMessages() as decoder:
+        image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    if decoder.lines:
+        raise CorruptCompressedImageError(
+            f"{kind} data is corrupt, the decoder said: {'; '.join(decoder.lines)}")
     if image is None:
         raise CorruptCompressedImageError(f'{kind} data could not be decoded ({buffer.size} bytes)')
     return image
+
+
+def compressed_image_size(msg) -> tuple[int, int] | None:
+    """(width, height) a compressed image will decode to, read from its header without
+    decoding it; None when the header cannot be read (the decoder then reports why)."""
+    try:
+        with PILImage.open(io.BytesIO(_byte_buffer(msg.data).tobytes())) as header:
+            return header.size
+    except Exception:  # any unreadable header: decoding will refuse it with the reason
+        return None
+
+
+def message_size(msg) -> tuple[int, int] | None:
+    """(width, height) of the frame an image message holds (raw: from its fields; compressed:
+    from its stream header), or None when unknown."""
+    if hasattr(msg, 'format'):
+        return compressed_image_size(msg)
+    return max(0, int(msg.width)), max(0, int(msg.height))
 
 
 def bgr_to_raw_fields(image_bgr: np.ndarray) -> dict:

@@ -35,13 +35,27 @@ def detections_message(update: TargetUpdate) -> Detection2DArray:
 
 
 def status_message(update: TargetUpdate, tracker: str, device: str, fps: float,
-                   latency_ms: float, frames_skipped: int) -> TrackerStatus:
-    target = update.target
-    return TrackerStatus(
-        header=update.frame.header, state=int(update.state), score=float(update.score),
-        tracker=tracker, device=device, fps=float(fps), latency_ms=float(latency_ms),
-        frames_skipped=int(frames_skipped),
+                   latency_ms: float, frames_skipped: int = 0, **counters) -> TrackerStatus:
+    """The status of a processed frame; ``counters``: TrackerStatus counter fields."""
+    return _status(update.frame.header, update.state, update.score, update.target, tracker,
+                   device, fps, latency_ms, frames_skipped=frames_skipped, **counters)
+
+
+def heartbeat_status(header, state: NodeState, score: float, target, tracker: str, device: str,
+                     fps: float, **counters) -> TrackerStatus:
+    """The status published while no frame is processed (``header``: the node's clock)."""
+    return _status(header, state, score, target, tracker, device, fps, 0.0, **counters)
+
+
+def _status(header, state, score, target, tracker, device, fps, latency_ms,
+            **counters) -> TrackerStatus:
+    status = TrackerStatus(
+        header=header, state=int(state), score=float(score), tracker=tracker, device=device,
+        fps=float(fps), latency_ms=float(latency_ms),
         target_id=target.target_id if target else '', label=target.label if target else '')
+    for name, value in counters.items():
+        setattr(status, name, int(value))
+    return status
 
 
 def draw_track(canvas: np.ndarray, state: NodeState, box, score: float, label: str) -> None:

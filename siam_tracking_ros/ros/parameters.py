@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from siam_tracking_ros.core.device import check_precision, resolve_device
-from siam_tracking_ros.core.registry import list_trackers
+from siam_tracking_ros.core.registry import list_trackers, shipped_weights
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,17 @@ PARAMETERS: dict[str, ParameterSpec] = {
     'lost_threshold': ParameterSpec(0.2, 'score below which the target is reported LOST'),
     'recover_threshold': ParameterSpec(0.4, 'score at which a LOST target is TRACKING again'),
     'history_size': ParameterSpec(30, 'frames kept for initialising on a stamped (older) frame'),
+    'history_max_bytes': ParameterSpec(256 * 1024 * 1024,
+                                       'memory the frame history may hold (messages as received '
+                                       'plus decoded copies); the oldest frames go first'),
+    'max_pixels': ParameterSpec(4096 * 4096, 'frames with more pixels are dropped (counted in '
+                                             'status dropped_too_large) before being decoded'),
+    'catch_up_max_frames': ParameterSpec(30, 'after a stamped set_target, at most this many '
+                                             'later frames are tracked before the newest'),
+    'catch_up_max_s': ParameterSpec(2.0, 'after a stamped set_target, catching up over the '
+                                         'later frames stops after this many seconds'),
+    'size_change_frames': ParameterSpec(10, 'consecutive frames of another size before the '
+                                            'target moves to the new size (fewer are dropped)'),
     'publish_debug_image': ParameterSpec(True, 'draw the box on debug_image while subscribed'),
     'input_transport': ParameterSpec('raw', "'raw' (image) or 'compressed' (image/compressed)",
                                      read_only=True),
@@ -53,18 +64,26 @@ PARAMETERS: dict[str, ParameterSpec] = {
 # Changing one of these loads a new tracker; the thresholds are set on the running one.
 MODEL_PARAMETERS = ('tracker', 'weights', 'device', 'precision', 'half')
 THRESHOLD_PARAMETERS = ('lost_threshold', 'recover_threshold')
+HISTORY_PARAMETERS = ('history_size', 'history_max_bytes')
+ENGINE_PARAMETERS = ('catch_up_max_frames', 'catch_up_max_s', 'size_change_frames')
 
 
-def _check_tracker(value, _values) -> str | None:
+def _check_tracker(value, values) -> str | None:
     known = list_trackers()
     if value not in known:
         return f"unknown tracker '{value}'; known trackers: {', '.join(known)}"
+    if not values['weights'] and shipped_weights(value) is None:
+        return (f"no weights ship for tracker '{value}': its network would be randomly "
+                'initialised and not track; set weights to a checkpoint file for it (in the same '
+                'request)')
     return None
 
 
-def _check_weights(value, _values) -> str | None:
+def _check_weights(value, values) -> str | None:
     if value and not Path(value).expanduser().is_file():
         return f"weights file '{value}' does not exist"
+    if not value and values['tracker'] in list_trackers():
+        return _check_tracker(values['tracker'], values)
     return None
 
 
@@ -112,6 +131,20 @@ def _check_history_size(value, _values) -> str | None:
     return None
 
 
+def _check_integer_range(name: str, low: int, high: int, unit: str) -> Callable:
+    def check(value, _values):
+        if not low <= value <= high:
+            return f'{name} must be between {low} and {high} {unit}, got {value}'
+        return None
+    return check
+
+
+def _check_catch_up_seconds(value, _values) -> str | None:
+    if not (math.isfinite(value) and 0.0 < value <= 60.0):
+        return f'catch_up_max_s must be in (0, 60] seconds, got {value}'
+    return None
+
+
 def _check_point_box_size(value, _values) -> str | None:
     if not (math.isfinite(value) and value >= 2.0):
         return f'point_box_size must be at least 2 pixels, got {value}'
@@ -129,6 +162,11 @@ _CHECKS: dict[str, Callable[[Any, dict], str | None]] = {
     'lost_threshold': _check_thresholds,
     'recover_threshold': _check_thresholds,
     'history_size': _check_history_size,
+    'history_max_bytes': _check_integer_range('history_max_bytes', 1 << 20, 1 << 40, 'bytes'),
+    'max_pixels': _check_integer_range('max_pixels', 1, 1 << 30, 'pixels'),
+    'catch_up_max_frames': _check_integer_range('catch_up_max_frames', 0, 1000, 'frames'),
+    'catch_up_max_s': _check_catch_up_seconds,
+    'size_change_frames': _check_integer_range('size_change_frames', 1, 10000, 'frames'),
     'point_box_size': _check_point_box_size,
 }
 

@@ -20,7 +20,7 @@ import rclpy
 from builtin_interfaces.msg import Time
 from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-from rcl_interfaces.srv import SetParameters
+from rcl_interfaces.srv import GetParameters, SetParameters
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
@@ -193,10 +193,32 @@ class NodeLink:
         reply = self.call(GetState, 'tracker_node/get_state', GetState.Request(), timeout=timeout)
         return reply.current_state.label
 
-    def change_state(self, label: str) -> bool:
+    def change_state(self, label: str = '', transition_id: int = 0,
+                     timeout: float = CALL_TIMEOUT_S) -> bool:
+        """Request a lifecycle transition by label (or, without one, by id)."""
         request = ChangeState.Request()
-        request.transition.label = label
-        return self.call(ChangeState, 'tracker_node/change_state', request).success
+        request.transition.label, request.transition.id = label, transition_id
+        return self.call(ChangeState, 'tracker_node/change_state', request, timeout).success
+
+    def get_parameters(self, *names):
+        """The current values of ``names`` (python values) as the node reports them."""
+        reply = self.call(GetParameters, 'tracker_node/get_parameters',
+                          GetParameters.Request(names=list(names)))
+        return [python_value(value) for value in reply.values]
+
+    def latest_status(self, timeout: float = 5.0):
+        """The newest status the node published from now on (a frame's or the heartbeat)."""
+        self.status.clear()
+        status = self.status.wait_for(lambda m: True, timeout)
+        assert status is not None, f'no status within {timeout} s:\n{self.process.log()[-3000:]}'
+        return status
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the node process."""
+        for line in Path(f'/proc/{self.process.process.pid}/status').read_text().splitlines():
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1]) * 1024
+        raise AssertionError('no VmRSS in /proc status')
 
     def wait_active(self, timeout: float = NODE_START_TIMEOUT_S) -> None:
         deadline = time.monotonic() + timeout
@@ -253,6 +275,13 @@ class NodeLink:
         for client in self._clients.values():
             node.destroy_client(client)
         node.destroy_publisher(self.camera)
+
+
+def python_value(value: ParameterValue):
+    return {ParameterType.PARAMETER_BOOL: value.bool_value,
+            ParameterType.PARAMETER_INTEGER: value.integer_value,
+            ParameterType.PARAMETER_DOUBLE: value.double_value,
+            ParameterType.PARAMETER_STRING: value.string_value}.get(value.type)
 
 
 def parameter_value(value) -> ParameterValue:

@@ -1,6 +1,6 @@
 """The node's tracking engine with a real tracker (siamfc_alexnet on CPU, tiny frames)."""
+import threading
 import warnings
-
 from types import SimpleNamespace
 
 import numpy as np
@@ -8,10 +8,15 @@ import pytest
 import torch
 
 from siam_tracking_ros.core.registry import build_tracker
-from siam_tracking_ros.ros.engine import NodeState, Target, TrackingEngine
+from siam_tracking_ros.ros.engine import (EngineLimits, FifoLock, NodeState, Target,
+                                          TrackingEngine)
 from siam_tracking_ros.ros.frames import Frame, FrameHistory
+from siam_tracking_ros.ros.image_codec import TruncatedImageError
+from siam_tracking_ros.ros.requests import TargetRequestError
 
 HEIGHT, WIDTH = 120, 160
+# A loaded machine must not turn a test of the frame bound into one of the time bound.
+UNBOUNDED_TIME = EngineLimits(catch_up_max_s=60.0)
 
 
 class RecordingTracker:
@@ -32,6 +37,19 @@ class RecordingTracker:
         return self.tracker.track(image)
 
 
+class Reports:
+    """Collects what the engine reports, as the node's reporter would count it."""
+
+    def __init__(self):
+        self.items = []
+
+    def __call__(self, cause, message, amount=1):
+        self.items.append((cause, message, amount))
+
+    def causes(self):
+        return [cause for cause, _, _ in self.items]
+
+
 @pytest.fixture(scope='module')
 def real_tracker():
     torch.set_num_threads(1)
@@ -40,59 +58,169 @@ def real_tracker():
         return build_tracker('siamfc_alexnet', device='cpu')
 
 
-def numbered_frame(index: int) -> Frame:
+def numbered_frame(index: int, shape=(HEIGHT, WIDTH), decode=None) -> Frame:
     """A frame whose top-left pixel holds its index, so recorded calls name the frame."""
-    image = np.random.default_rng(index).integers(0, 255, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+    image = np.random.default_rng(index).integers(0, 255, (*shape, 3), dtype=np.uint8)
     image[0, 0, 0] = index
     stamp = SimpleNamespace(sec=100, nanosec=index)
-    message = SimpleNamespace(header=SimpleNamespace(stamp=stamp, frame_id='cam'))
-    return Frame(message, lambda _: image, received_ns=index)
+    message = SimpleNamespace(header=SimpleNamespace(stamp=stamp, frame_id='cam'), data=b'')
+    return Frame(message, decode or (lambda _: image), received_ns=index)
 
 
-def test_start_on_an_older_frame_catches_up_in_order(real_tracker):
+def undecodable_frame(index: int) -> Frame:
+    def fail(_message):
+        raise TruncatedImageError('image data is truncated')
+    return numbered_frame(index, decode=fail)
+
+
+def run_worker(engine: TrackingEngine, newest=()):
+    """What the node's worker does: catch-up frames first, then the newest frames."""
+    updates = []
+    pending = list(newest)
+    while True:
+        item = engine.next_catch_up()
+        if item is None and not pending:
+            return updates
+        frame, generation = item if item is not None else (pending.pop(0), None)
+        update = engine.process(frame, generation)
+        if update is not None:
+            updates.append(update)
+
+
+def test_start_on_an_older_frame_catches_up_in_order_in_the_worker(real_tracker):
     recorder = RecordingTracker(real_tracker)
-    engine = TrackingEngine(recorder, 'siamfc_alexnet')
+    engine = TrackingEngine(recorder, 'siamfc_alexnet', UNBOUNDED_TIME)
     history = FrameHistory(10)
     frames = [numbered_frame(i) for i in range(1, 8)]
     for frame in frames:
         history.add(frame)
-    update = engine.start(frames[2], (60, 40, 30, 30), Target('a', 'car'), history)
-    assert recorder.calls == [('init', 3), ('track', 4), ('track', 5), ('track', 6), ('track', 7)]
-    assert update.frame is frames[-1] and update.target == Target('a', 'car')
-    assert engine.step(frames[-1]) is None, 'a frame already caught up is not tracked twice'
+    update = engine.start(frames[2], (60, 40, 30, 30), Target('a', 'car'),
+                          history.received_after(frames[2]))
+    assert recorder.calls == [('init', 3)], 'start only initialises: the worker catches up'
+    assert update.frame is frames[2] and engine.catch_up_pending == 4
+    # A newest frame taken by the worker meanwhile waits for the catch-up to end.
     later = numbered_frame(8)
-    assert engine.step(later).frame is later and recorder.calls[-1] == ('track', 8)
+    assert engine.process(later) is None
+    updates = run_worker(engine)
+    assert recorder.calls[1:] == [('track', i) for i in (4, 5, 6, 7, 8)]
+    assert [u.frame for u in updates] == frames[3:] + [later]
+    assert all(u.target == Target('a', 'car') for u in updates)
+    assert engine.process(frames[-1]) is None, 'a frame already caught up is not tracked twice'
+
+
+def test_catch_up_is_bounded_by_frames_then_jumps_to_the_newest(real_tracker):
+    reports = Reports()
+    recorder = RecordingTracker(real_tracker)
+    engine = TrackingEngine(recorder, 'x', EngineLimits(catch_up_max_frames=2,
+                                                        catch_up_max_s=60.0), reports)
+    frames = [numbered_frame(i) for i in range(1, 10)]
+    engine.start(frames[0], (60, 40, 30, 30), Target('', ''), frames[1:])
+    newest = numbered_frame(20)
+    engine.process(newest)
+    run_worker(engine)
+    assert recorder.calls == [('init', 1), ('track', 2), ('track', 3), ('track', 20)]
+    (cause, message, amount), = reports.items
+    assert cause == 'catch_up_bound' and amount == 6
+    assert 'tracked 2 of 8 later frames' in message and '6 left untracked' in message
+
+
+def test_catch_up_is_bounded_by_seconds(real_tracker):
+    now = [0.0]
+    reports = Reports()
+    engine = TrackingEngine(RecordingTracker(real_tracker), 'x',
+                            EngineLimits(catch_up_max_s=1.0), reports, clock=lambda: now[0])
+    frames = [numbered_frame(i) for i in range(1, 6)]
+    engine.start(frames[0], (60, 40, 30, 30), Target('', ''), frames[1:])
+    frame, generation = engine.next_catch_up()
+    engine.process(frame, generation)
+    now[0] = 1.5
+    assert engine.next_catch_up() is None and engine.catch_up_pending == 0
+    assert reports.causes() == ['catch_up_bound'] and reports.items[0][2] == 3
+
+
+def test_a_newer_request_supersedes_the_catch_up_of_an_older_one(real_tracker):
+    recorder = RecordingTracker(real_tracker)
+    engine = TrackingEngine(recorder, 'x', UNBOUNDED_TIME)
+    frames = [numbered_frame(i) for i in range(1, 8)]
+    engine.start(frames[0], (60, 40, 30, 30), Target('old', ''), frames[1:])
+    stale = engine.next_catch_up()
+    engine.start(frames[4], (50, 40, 30, 30), Target('new', ''), frames[5:])
+    assert engine.process(*stale) is None, 'a frame of the older request is not published'
+    updates = run_worker(engine)
+    assert [u.frame for u in updates] == frames[5:]
+    assert {u.target.target_id for u in updates} == {'new'}
+    assert recorder.calls == [('init', 1), ('init', 5), ('track', 6), ('track', 7)]
+
+
+def test_undecodable_or_resized_later_frames_are_dropped_and_the_target_stays(real_tracker):
+    reports = Reports()
+    engine = TrackingEngine(RecordingTracker(real_tracker), 'x', UNBOUNDED_TIME, reports)
+    first = numbered_frame(1)
+    later = [undecodable_frame(2), numbered_frame(3, shape=(60, 80)), numbered_frame(4)]
+    update = engine.start(first, (60, 40, 30, 30), Target('t', ''), later)
+    assert update.state == NodeState.TRACKING and engine.target == Target('t', '')
+    updates = run_worker(engine)
+    assert reports.causes() == ['truncated_data', 'size_mismatch']
+    assert [u.frame for u in updates] == [later[2]] and engine.target == Target('t', '')
+
+
+def test_one_frame_of_another_size_is_dropped_a_sustained_change_reinitialises(real_tracker):
+    reports = Reports()
+    recorder = RecordingTracker(real_tracker)
+    engine = TrackingEngine(recorder, 'x', EngineLimits(size_change_frames=3), reports)
+    engine.start(numbered_frame(1), (60, 40, 30, 30), Target('t', ''))
+    for index, shape in ((2, (1, 1)), (3, (60, 80)), (4, (HEIGHT, WIDTH))):
+        update = engine.process(numbered_frame(index, shape=shape))
+        assert (update is None) == (shape != (HEIGHT, WIDTH))
+    last_box = update.box
+    assert engine.state == NodeState.TRACKING and reports.causes() == ['size_mismatch'] * 2
+    updates = [engine.process(numbered_frame(i, shape=(60, 80))) for i in (5, 6, 7)]
+    assert updates[:2] == [None, None]
+    assert updates[2].state == NodeState.TRACKING
+    np.testing.assert_allclose(updates[2].box, last_box / 2)
+    assert recorder.calls[-1] == ('init', 7) and reports.causes()[-1] == 'size_change'
+    assert engine.process(numbered_frame(8, shape=(60, 80))).state != NodeState.IDLE
 
 
 def test_idle_engine_reports_idle_and_clear_drops_the_target(real_tracker):
     engine = TrackingEngine(real_tracker, 'siamfc_alexnet')
-    assert engine.step(numbered_frame(1)).state == NodeState.IDLE
-    history = FrameHistory(2)
-    history.add(numbered_frame(2))
-    engine.start(history.newest(), (10, 10, 20, 20), Target('', ''), history)
+    assert engine.process(numbered_frame(1)).state == NodeState.IDLE
+    engine.start(numbered_frame(2), (10, 10, 20, 20), Target('', ''))
     assert engine.state == NodeState.TRACKING
     engine.clear()
-    update = engine.step(numbered_frame(3))
+    update = engine.process(numbered_frame(3))
     assert update.state == NodeState.IDLE and update.box is None and engine.target is None
 
 
 @pytest.mark.parametrize('box,reason', [((np.nan, 0, 5, 5), 'finite'),
                                         ((0, 0, -5, 5), 'positive'),
+                                        ((10, 10, 0.3, 0.3), 'minimum side'),
+                                        ((0, 0, 1e9, 1e9), 'larger than the 160x120 image'),
                                         ((500, 500, 5, 5), 'does not overlap')])
-def test_bad_boxes_leave_the_engine_idle(real_tracker, box, reason):
+def test_bad_boxes_leave_the_engine_as_it_was(real_tracker, box, reason):
     engine = TrackingEngine(real_tracker, 'siamfc_alexnet')
-    history = FrameHistory(2)
-    history.add(numbered_frame(1))
-    with pytest.raises(ValueError, match=reason):
-        engine.start(history.newest(), box, Target('', ''), history)
+    with pytest.raises(TargetRequestError, match=reason):
+        engine.start(numbered_frame(1), box, Target('', ''))
     assert engine.state == NodeState.IDLE
+    engine.start(numbered_frame(2), (10, 10, 20, 20), Target('kept', ''))
+    with pytest.raises(TargetRequestError, match=reason):
+        engine.start(numbered_frame(3), box, Target('', ''))
+    assert engine.target == Target('kept', '')
+
+
+def test_a_tracker_failing_to_initialise_leaves_no_target(real_tracker):
+    class Failing(RecordingTracker):
+        def init(self, image, box):
+            raise RuntimeError('out of memory')
+    engine = TrackingEngine(Failing(real_tracker), 'x')
+    with pytest.raises(TargetRequestError, match='failed to initialise.*no target is set'):
+        engine.start(numbered_frame(1), (10, 10, 20, 20), Target('', ''))
+    assert engine.target is None and engine.state == NodeState.IDLE
 
 
 def test_swap_restarts_the_target_on_the_new_tracker(real_tracker):
     engine = TrackingEngine(real_tracker, 'siamfc_alexnet')
-    history = FrameHistory(3)
-    history.add(numbered_frame(1))
-    engine.start(history.newest(), (40, 40, 30, 30), Target('x', ''), history)
+    engine.start(numbered_frame(1), (40, 40, 30, 30), Target('x', ''))
     recorder = RecordingTracker(build_tracker('siamfc_alexnet', device='cpu'))
     newest = numbered_frame(2)
     engine.swap_tracker(recorder, 'other', newest)
@@ -100,3 +228,27 @@ def test_swap_restarts_the_target_on_the_new_tracker(real_tracker):
     assert engine.state == NodeState.TRACKING
     engine.set_thresholds(0.1, 0.3)
     assert (recorder.config.lost_threshold, recorder.config.recover_threshold) == (0.1, 0.3)
+
+
+def test_fifo_lock_serves_waiters_in_arrival_order():
+    lock, order = FifoLock(), []
+    started = []
+
+    def waiter(name):
+        started.append(name)
+        with lock:
+            order.append(name)
+
+    with lock:
+        threads = []
+        for name in 'abc':
+            thread = threading.Thread(target=waiter, args=(name,))
+            thread.start()
+            threads.append(thread)
+            while len(started) < len(threads):
+                pass
+            # Let the waiter take its ticket before the next one starts.
+            threading.Event().wait(0.05)
+    for thread in threads:
+        thread.join(2.0)
+    assert order == ['a', 'b', 'c']

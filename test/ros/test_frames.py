@@ -1,4 +1,4 @@
-"""Frame history, newest-frame slot and once-per-cause reporting."""
+"""Frame history (count and byte budget), newest-frame slot, stamp gaps, throttled reporting."""
 
 import threading
 from types import SimpleNamespace
@@ -6,14 +6,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from siam_tracking_ros.ros.frames import (Frame, FrameHistory, LatestFrameSlot, format_stamp,
-                                          stamp_to_ns)
-from siam_tracking_ros.ros.reporting import OncePerCause
+from siam_tracking_ros.ros.frames import (Frame, FrameHistory, LatestFrameSlot, StampGapCounter,
+                                          format_stamp, stamp_to_ns)
+from siam_tracking_ros.ros.reporting import Counters, ThrottledReporter
 
 
-def frame(stamp_ns: int, received_ns: int | None = None, decode=None) -> Frame:
+def frame(stamp_ns: int, received_ns: int | None = None, decode=None, data=b'') -> Frame:
     stamp = SimpleNamespace(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9)
-    message = SimpleNamespace(header=SimpleNamespace(stamp=stamp, frame_id='cam'))
+    message = SimpleNamespace(header=SimpleNamespace(stamp=stamp, frame_id='cam'), data=data)
     return Frame(message, decode or (lambda m: np.zeros((2, 2, 3), np.uint8)),
                  received_ns if received_ns is not None else stamp_ns)
 
@@ -73,16 +73,60 @@ def test_slot_close_wakes_a_waiting_taker():
     assert not worker.is_alive() and taken == [None]
 
 
-def test_once_per_cause_emits_the_first_occurrence_only():
-    emitted = []
-    once = OncePerCause(emitted.append)
-    assert once.report('truncated_data', 'frame cut short')
-    assert not once.report('truncated_data', 'frame cut short')
-    assert once.report('unknown_encoding', 'bayer')
-    assert once.count('truncated_data') == 2
-    assert len(emitted) == 2 and emitted[0].startswith('[truncated_data] frame cut short')
-    once.forget('truncated_data')
-    assert once.report('truncated_data', 'again')
+def test_history_keeps_within_its_byte_budget_counting_decoded_copies():
+    decoded = np.zeros((100, 100, 3), np.uint8)  # 30 000 bytes, a copy (owns its data)
+    frames = [frame(s, data=bytes(1000), decode=lambda m: decoded.copy()) for s in range(1, 6)]
+    history = FrameHistory(10, max_bytes=35_000)
+    for item in frames:
+        history.add(item)
+    assert len(history) == 5 and history.nbytes() == 5000
+    frames[4].image()
+    assert frames[4].nbytes == 31_000
+    history.add(frame(6, data=bytes(1000)))
+    assert history.nbytes() == 35_000 and history.newest().stamp_ns == 6
+    assert history.find(1) is None and history.find(5) is frames[4]
+    frames[4].release_image()
+    assert frames[4].nbytes == 1000
+
+
+def test_a_view_of_the_message_costs_no_extra_bytes():
+    data = bytearray(12)
+    item = frame(1, data=data, decode=lambda m: np.frombuffer(m.data, np.uint8).reshape(2, 2, 3))
+    item.image()
+    assert item.nbytes == 12
+
+
+def test_history_always_keeps_the_newest_frame():
+    history = FrameHistory(5, max_bytes=1 << 20)
+    history.add(frame(1, data=bytes(2 << 20)))
+    assert len(history) == 1
+    history.add(frame(2, data=bytes(2 << 20)))
+    assert len(history) == 1 and history.newest().stamp_ns == 2
+
+
+def test_stamp_gaps_count_frames_that_never_arrived():
+    gaps = StampGapCounter()
+    period = 33_333_333
+    stamps = [i * period for i in range(40) if i not in (20, 21, 30)]
+    missing = [gaps.observe(stamp) for stamp in stamps]
+    assert sum(missing) == 3 and missing[stamps.index(22 * period)] == 2
+    assert gaps.observe(5 * period) == 0, 'a stamp going back restarts the estimate'
+
+
+def test_throttled_reporter_counts_everything_and_emits_once_per_interval_per_cause():
+    emitted, now = [], [0.0]
+    counters = Counters()
+    reporter = ThrottledReporter(emitted.append, counters, throttle_s=5.0, clock=lambda: now[0])
+    assert reporter.report('truncated_data', 'frame cut short')
+    assert not reporter.report('truncated_data', 'frame cut short')
+    assert reporter.report('unknown_encoding', 'bayer')
+    assert reporter.report('request_refused', 'box too small')
+    now[0] = 6.0
+    assert reporter.report('truncated_data', 'cut again')
+    values = counters.snapshot()
+    assert values['decode_errors'] == 4 and values['requests_refused'] == 1
+    assert len(emitted) == 4 and emitted[0].startswith('[truncated_data] frame cut short')
+    assert '(1 more since the last report)' in emitted[3]
 
 
 def test_target_command_stamp_argument():

@@ -11,7 +11,7 @@ from siam_tracking_ros.ros import image_codec
 from siam_tracking_ros.ros.image_codec import (
     CorruptCompressedImageError, ImageConversionError, InvalidImageSizeError, StepMismatchError,
     TruncatedImageError, UnknownEncodingError, compressed_image_to_bgr, fill_raw_message,
-    message_to_bgr, raw_image_to_bgr)
+    message_size, message_to_bgr, raw_image_to_bgr)
 
 # A 2 x 4 BGR frame with a distinct value in every channel of every pixel.
 BGR = np.arange(2 * 4 * 3, dtype=np.uint8).reshape(2, 4, 3) * 7
@@ -202,6 +202,24 @@ def test_corrupt_jpeg():
         compressed_image_to_bgr(compressed_message(garbage, 'jpeg'))
     with pytest.raises(CorruptCompressedImageError, match='not a JPEG stream'):
         compressed_image_to_bgr(compressed_message(b'GIF89a' + data, 'jpeg'))
+
+
+def test_jpeg_the_decoder_complains_about_is_refused_with_its_words(capfd):
+    """libjpeg decodes damaged entropy-coded data into grey blocks, says so on stderr and
+    returns a frame: that frame is refused, and stderr carries nothing of it."""
+    data = bytearray(encoded('.jpg', textured_frame(96, 128)))
+    data[len(data) // 2:len(data) // 2 + 40] = bytes(40)
+    with pytest.raises(CorruptCompressedImageError, match='decoder said: Corrupt JPEG data'):
+        compressed_image_to_bgr(compressed_message(bytes(data), 'jpeg'))
+    assert 'Corrupt JPEG' not in capfd.readouterr().err
+
+
+def test_message_size_reads_headers_without_decoding():
+    frame = textured_frame()
+    assert message_size(raw_message(BGR, 'bgr8')) == (4, 2)
+    for extension in ('.jpg', '.png'):
+        assert message_size(compressed_message(encoded(extension, frame), 'x')) == (32, 24)
+    assert message_size(compressed_message(b'not an image', 'jpeg')) is None
 
 
 def test_truncated_and_corrupt_png():

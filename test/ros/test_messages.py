@@ -11,7 +11,7 @@ from std_msgs.msg import Header  # noqa: E402
 
 from siam_tracking_ros.ros.engine import NodeState, Target, TargetUpdate  # noqa: E402
 from siam_tracking_ros.ros.messages import (debug_image_message, detections_message,  # noqa: E402
-                                            status_message)
+                                            heartbeat_status, status_message)
 
 
 def update(state, box=(10.0, 20.0, 30.0, 40.0)):
@@ -45,3 +45,13 @@ def test_status_and_debug_image():
     assert (image.encoding, image.width, image.height, image.step) == ('bgr8', 80, 60, 240)
     pixels = np.frombuffer(image.data, np.uint8).reshape(60, 80, 3)
     assert tuple(pixels[45, 40]) == (0, 220, 0)  # right edge of the box, TRACKING colour
+
+
+def test_status_carries_the_counters_and_a_heartbeat_has_no_frame():
+    status = status_message(update(NodeState.TRACKING), 't', 'cpu', 1.0, 2.0, 3,
+                            decode_errors=4, requests_refused=5, catch_up_pending=6)
+    assert (status.frames_skipped, status.decode_errors, status.requests_refused,
+            status.catch_up_pending) == (3, 4, 5, 6)
+    header = Header(frame_id='cam')
+    beat = heartbeat_status(header, NodeState.IDLE, 0.0, None, 't', 'cpu', 0.0, frames_missing=7)
+    assert (beat.state, beat.target_id, beat.frames_missing, beat.latency_ms) == (0, '', 7, 0.0)
