@@ -10,12 +10,13 @@ from base_equivalence import real_frames, synthetic_frames, tracked_boxes
 from siam_tracking_ros.core.registry import build_tracker, list_trackers
 
 REAL_SEQUENCE_FRAMES = 12
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason='CUDA is not available')
 
 
-def built(name: str, **overrides):
+def built(name: str, device: str = 'cpu', **overrides):
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', UserWarning)  # untrained seed networks warn
-        return build_tracker(name, device='cpu', **overrides)
+        return build_tracker(name, device=device, **overrides)
 
 
 @pytest.mark.parametrize('name', ['siamrpn_alexnet', 'siamfc_alexnet'])
@@ -81,3 +82,31 @@ def test_unknown_precision_in_the_config_names_the_choices():
 def test_fp32_is_the_library_default():
     tracker = built('siamfc_alexnet')
     assert tracker.config.precision == 'fp32' and tracker.dtype is torch.float32
+
+
+@pytest.mark.parametrize('precision', ['fp32', 'bf16'])
+def test_the_cpu_runs_no_cuda_graphs(precision):
+    assert built('siamfc_alexnet', precision=precision).graphed_features is None
+
+
+@CUDA
+@pytest.mark.parametrize('name', ['siamrpn_alexnet', 'siamfc_alexnet'])
+def test_cuda_graphs_track_as_the_eager_network(name):
+    frames, first_box = synthetic_frames(seed=5, count=6, size=(640, 360))
+    graphed = built(name, device='cuda', precision='fp16')
+    eager = built(name, device='cuda', precision='fp16')
+    assert graphed.graphed_features is not None
+    eager.graphed_features = None
+    np.testing.assert_allclose(tracked_boxes(graphed, frames, first_box),
+                               tracked_boxes(eager, frames, first_box), rtol=0, atol=1e-3)
+
+
+@CUDA
+def test_cuda_graph_outputs_are_not_overwritten_by_the_next_frame():
+    tracker = built('siamrpn_alexnet', device='cuda', precision='fp16')
+    with torch.inference_mode():
+        first_crops = torch.rand(1, 3, 287, 287, device='cuda')
+        first = tracker.extract_features(first_crops)[0]
+        kept = first.clone()
+        tracker.extract_features(torch.rand(1, 3, 287, 287, device='cuda'))
+    assert torch.equal(first, kept)

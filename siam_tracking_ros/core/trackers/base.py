@@ -17,6 +17,7 @@ from torch import nn
 
 from siam_tracking_ros.core import boxes
 from siam_tracking_ros.core.crop import crop_and_resize, crop_and_resize_tensor, pad_colour
+from siam_tracking_ros.core.cuda_graphs import GraphedFeatures
 from siam_tracking_ros.core.device import (check_precision, legacy_half_precision,
                                            precision_dtype, resolve_device, resolve_precision)
 from siam_tracking_ros.core.windows import padded_side
@@ -183,6 +184,10 @@ class SiameseTracker(abc.ABC):
                               self.device.type == 'cpu' else torch.contiguous_format)
         self.colour_order = self.default_colour_order
         self.model: nn.Module = self.build_model(config)
+        # Reduced precision on CUDA replays the backbone from CUDA graphs (core/cuda_graphs.py).
+        self.graphed_features = (GraphedFeatures(lambda crops: self.model.features(crops))
+                                 if self.device.type == 'cuda' and self.precision != 'fp32'
+                                 else None)
         self.place_model()
         for module in self.full_precision_modules():
             module.register_forward_pre_hook(_inputs_to_parameter_dtype)
@@ -228,6 +233,8 @@ class SiameseTracker(abc.ABC):
             self.model.to(memory_format=torch.channels_last)
         for module in self.full_precision_modules():
             module.float()
+        if self.graphed_features is not None:
+            self.graphed_features.reset()
 
     @property
     def name(self) -> str:
@@ -355,7 +362,10 @@ class SiameseTracker(abc.ABC):
 
     def extract_features(self, crops: torch.Tensor) -> Any:
         """Backbone (+ neck) features of crops ``(N, 3, s, s)``; used for template and search."""
-        return self.model.features(self.network_input(crops))
+        crops = self.network_input(crops)
+        if self.graphed_features is not None:
+            return self.graphed_features(crops)
+        return self.model.features(crops)
 
     def network_input(self, crops: torch.Tensor) -> torch.Tensor:
         """``crops`` in the network's dtype and memory format."""
