@@ -1,32 +1,36 @@
-"""DROL trackers: configs, hooks (fusion, short-term template, classifier update), devices.
+"""DROL trackers: configs, reduces-to-base, the fusion order, the short-term template rule, the
+classifier update, devices.
 
-The networks are randomly initialised (no weights ship with the repository's tests), so these
-tests check what DROL does around the Siamese base, not tracking accuracy; accuracy is measured
-with `siamtrack eval`.
+Most networks here are randomly initialised or the shipped base weights; the tests check what
+DROL computes around the Siamese base, not tracking accuracy (`siamtrack eval` measures that).
 """
 
 import dataclasses
-from pathlib import Path
+import warnings
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from siam_tracking_ros.core.online.classifier import FrameState
-from siam_tracking_ros.core.registry import default_config
-from siam_tracking_ros.core.trackers.base import TrackState
+from base_equivalence import real_frames, synthetic_frames, tracked_boxes
+from siam_tracking_ros.core import windows
+from siam_tracking_ros.core.online.classifier import FrameState, ScoreAnalysis
+from siam_tracking_ros.core.online.fusion import (min_max_normalise, resample_to_grid,
+                                                  sum_normalise)
+from siam_tracking_ros.core.registry import build_tracker, default_config
+from siam_tracking_ros.core.trackers.base import FrameContext, TrackState
 from siam_tracking_ros.core.trackers.drol import (DROLFCConfig, DROLFCTracker, DROLRPNConfig,
-                                                  DROLRPNTracker, DROLSettings)
+                                                  DROLRPNTracker, DROLSettings, drol_config)
 from siam_tracking_ros.core.trackers.siamfc import SiamFCConfig
-from siam_tracking_ros.core.trackers.siamrpn import SiamRPNConfig
-
-UAV_DEV = Path(__file__).resolve().parents[2] / ".." / "shared" / "uav_dev"
+from siam_tracking_ros.core.trackers.siamrpn import RPNOutput, SiamRPNConfig
 
 # Few solver iterations and augmentations keep the CPU tests short; the defaults are checked
 # separately against the reference constants.
 QUICK = dict(init_gn_iter=2, init_cg_iter=6, rotations_deg=(10, -10), blur_sigmas=((2, 0.2),),
              relative_shifts=((0.6, 0.6),), dropout_samples=2)
+TRACKER_CLASSES = {"drol_fc": DROLFCTracker, "drol_rpn_alexnet": DROLRPNTracker}
+BASES = [("drol_fc", "siamfc_alexnet"), ("drol_rpn_alexnet", "siamrpn_alexnet")]
 
 
 def _frames(count=6, size=(128, 160)):
@@ -45,16 +49,15 @@ def _frames(count=6, size=(128, 160)):
 
 
 def _fc(**overrides):
-    return DROLFCTracker(dataclasses.replace(default_config("drol_fc"), **{**QUICK, **overrides}))
+    return DROLFCTracker(drol_config("drol_fc", **{**QUICK, **overrides}))
 
 
 def _rpn_alexnet(**overrides):
-    config = dataclasses.replace(default_config("drol_rpn_alexnet"), **{**QUICK, **overrides})
-    return DROLRPNTracker(config)
+    return DROLRPNTracker(drol_config("drol_rpn_alexnet", **{**QUICK, **overrides}))
 
 
 class Recorder:
-    """Wraps on_tracked to keep each frame's DROL view."""
+    """Wraps on_tracked to keep each frame's context."""
 
     def __init__(self, tracker):
         self.frames = []
@@ -67,25 +70,41 @@ class Recorder:
         tracker.on_tracked = on_tracked
 
 
-def test_registered_configs_carry_base_constants_and_paper_settings():
-    fc = default_config("drol_fc")
-    assert isinstance(fc, DROLFCConfig)
-    base_fc = default_config("siamfc_alexnet")
-    for field in dataclasses.fields(SiamFCConfig):
-        assert getattr(fc, field.name) == getattr(base_fc, field.name)
-    assert (fc.fusion_weight, fc.template_score_gain) == (0.8, 0.1)
-    for name, layer in (("drol_rpn_alexnet", -1), ("drol_rpn_r50_l234", 1)):
-        config = default_config(name)
-        base = default_config(name.replace("drol_rpn", "siamrpn"))
-        for field in dataclasses.fields(SiamRPNConfig):
-            assert getattr(config, field.name) == getattr(base, field.name)
-        assert (config.fusion_weight, config.template_score_gain) == (0.8, 0.5)
-        assert config.classifier_layer == layer
-    for config in (fc, default_config("drol_rpn_alexnet")):
+# ----- configs -----------------------------------------------------------------------------------
+
+def test_registered_configs_carry_base_constants_and_the_authors_drol_constants():
+    expected = {  # name: (base, window influence, lambda, v_c), from the authors' configs / paper
+        "drol_fc": ("siamfc_alexnet", 0.15, 0.6, 0.1),
+        "drol_rpn_alexnet": ("siamrpn_alexnet", 0.3, 0.8, 0.5),
+        "drol_rpn_r50_l234": ("siamrpn_r50_l234", 0.25, 0.8, 0.5),
+    }
+    for name, (base_name, window, weight, gain) in expected.items():
+        config, base = default_config(name), default_config(base_name)
+        base_fields = dataclasses.fields(SiamFCConfig if name == "drol_fc" else SiamRPNConfig)
+        for field in base_fields:
+            if field.name != "window_influence":
+                assert getattr(config, field.name) == getattr(base, field.name), field.name
+        assert (config.window_influence, config.fusion_weight,
+                config.template_score_gain) == (window, weight, gain)
         assert (config.template_interval, config.template_score_threshold,
                 config.template_iou_threshold) == (5, 0.75, 0.6)
         assert (config.memory_size, config.filter_regularisation, config.compressed_channels,
-                config.filter_size, config.num_samples) == (250, 0.1, 64, 4, 30)
+                config.filter_size, config.num_samples, config.update_interval,
+                config.attention_reduction) == (250, 0.1, 64, 4, 30, 10, 2)
+    assert default_config("drol_rpn_r50_l234").classifier_layer == 1
+
+
+def test_addition_off_is_the_base_config_with_no_online_subnet():
+    for name, base_name in BASES:
+        config, base = drol_config(name, enabled=False), default_config(base_name)
+        for field in dataclasses.fields(base):
+            assert getattr(config, field.name) == getattr(base, field.name), field.name
+        assert config.fusion_weight == 0.0 and not config.template_update
+        assert not config.uses_online_subnet
+    tracker = DROLFCTracker(drol_config("drol_fc", enabled=False))
+    frames, boxes = _frames(2)
+    tracker.init(frames[0], boxes[0])
+    assert tracker.classifier is None
 
 
 def test_drol_settings_do_not_shadow_base_fields():
@@ -105,6 +124,148 @@ def test_bad_configs_are_rejected():
         DROLFCTracker(SiamFCConfig())
 
 
+# ----- reduces to the base, box for box ----------------------------------------------------------
+
+def _base_and_drol(name, base_name, **drol_overrides):
+    """The base (shipped weights when they ship) and DROL on the same network."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")     # no weights shipped: both share one random network
+        base = build_tracker(base_name, device="cpu")
+    drol = TRACKER_CLASSES[name](drol_config(name, enabled=False, **drol_overrides))
+    drol.model.load_state_dict(base.model.state_dict())
+    drol.colour_order = base.colour_order
+    return base, drol
+
+
+def _assert_same_boxes(base, drol, frames, first_box):
+    expected = tracked_boxes(base, frames, first_box)
+    np.testing.assert_array_equal(tracked_boxes(drol, frames, first_box), expected)
+    assert np.ptp(expected[:, 0]) > 1.0     # the box moved: the comparison covers real tracking
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("name, base_name", BASES)
+def test_addition_off_is_the_base_box_for_box_on_a_real_sequence(uav_dev, name, base_name):
+    frames, first_box = real_frames(uav_dev, "car16_1")
+    _assert_same_boxes(*_base_and_drol(name, base_name), frames, first_box)
+
+
+@pytest.mark.parametrize("name, base_name", BASES)
+def test_addition_off_is_the_base_box_for_box_on_a_synthetic_sequence(name, base_name):
+    frames, first_box = synthetic_frames()
+    _assert_same_boxes(*_base_and_drol(name, base_name), frames, first_box)
+
+
+@pytest.mark.parametrize("name, base_name", BASES)
+def test_lambda_zero_with_the_online_subnet_running_leaves_the_base_boxes(name, base_name):
+    # The classifier runs, updates and cuts short-term templates, but lambda 0 and a gain no
+    # prediction can reach (normalised gains lie in [-1, 1]) leave every box to the base.
+    base, drol = _base_and_drol(name, base_name, **QUICK, template_update=True,
+                                template_interval=2, template_score_threshold=0.0,
+                                template_score_gain=2.0, update_interval=2)
+    frames, first_box = synthetic_frames(count=12)
+    _assert_same_boxes(base, drol, frames, first_box)
+    assert drol.classifier is not None
+    assert drol.short_term_statistics.templates > 0 and drol.short_term_statistics.compared > 0
+    assert drol.short_term_statistics.adopted == 0
+
+
+# ----- fusion order (eq. 5) ----------------------------------------------------------------------
+
+class StubClassifier:
+    """Stands in for the fitted classifier: returns a fixed online map, records its inputs."""
+
+    def __init__(self, scores: torch.Tensor):
+        self.scores = scores
+        self.inputs = []
+
+    def classify(self, features):
+        self.inputs.append(features)
+        embedded = torch.zeros(features.shape[0], 64, *features.shape[-2:])
+        return embedded, self.scores.expand(features.shape[0], -1, -1)
+
+
+def _first_frame_searched_again(tracker) -> FrameContext:
+    """Initialise on the first test frame and return a frame context searching it again."""
+    frames, boxes = _frames(1)
+    tracker.init(frames[0], boxes[0])
+    image = tracker.image_to_tensor(frames[0])
+    frame = FrameContext(image=image, frame_index=1)
+    frame.geometry = tracker.search_geometry()
+    frame.crops, frame.search_features = tracker.search_frame(image, frame.geometry)
+    return frame
+
+
+def test_fc_chooses_the_scale_from_the_siamese_map_then_fuses_sum_normalised_maps():
+    tracker = _fc(template_update=False)
+    frame = _first_frame_searched_again(tracker)
+    # Siamese: scale 2 peaks highest (above the 0.9745 penalty), at the centre cell.
+    siamese = torch.zeros(3, 17, 17)
+    siamese[0, 8, 8], siamese[1, 8, 8], siamese[2, 8, 8] = 1.0, 1.0, 1.2
+    # Online: a peak 3 cells right of the centre (24 crop pixels).
+    online = torch.zeros(1, 23, 23)
+    online[0, 11, 14] = 1.0
+    tracker.classifier = StubClassifier(online)
+    localisation = tracker.locate(siamese, frame)
+
+    scale, row, col = localisation.details["best_index"]
+    assert scale == 2
+    # The classifier saw the chosen scale's features only.
+    (features,) = tracker.classifier.inputs
+    torch.testing.assert_close(features, frame.search_features[2:3])
+    # By hand: chosen scale's response normalised to sum 1, the online map sampled under it and
+    # normalised to sum 1, mixed with lambda 0.6, then the window (0.15).
+    response = sum_normalise(tracker.upsample(siamese)[2])
+    resampled = resample_to_grid(online, 8.0, 272, 0.5)[0]
+    fused = response * 0.4 + sum_normalise(resampled) * 0.6
+    final = fused * 0.85 + tracker.window(272) * 0.15
+    assert (row, col) == divmod(int(torch.argmax(final)), 272)
+    assert col > 136     # the online peak pulled the box to the right of the Siamese peak
+    # The score stays the Siamese probability at the chosen position.
+    assert localisation.score == pytest.approx(
+        float(torch.sigmoid(tracker.upsample(siamese)[2, row, col])), abs=1e-6)
+
+
+def test_rpn_fuses_after_the_penalty_and_takes_the_size_rate_from_the_siamese_score():
+    tracker = _rpn_alexnet(template_update=False)
+    frame = _first_frame_searched_again(tracker)
+    anchors, size = tracker.anchor_num, 21
+    # Foreground logits: anchor 0 (aspect 0.33, strongly penalised for the square target) scores
+    # high at the centre, anchor 2 (aspect 1) a little lower one cell left of it.
+    foreground = torch.full((anchors, size, size), -6.0)
+    foreground[0, 10, 10], foreground[2, 10, 9] = 4.0, 2.5
+    cls = torch.cat([torch.zeros(anchors, size, size), foreground])[None]
+    loc = torch.zeros(1, 4 * anchors, size, size)
+    frame.head_output = RPNOutput(cls, loc)
+    score = tracker.score_map(frame.head_output, frame)
+    online = torch.zeros(1, 27, 27)
+    # The 21-grid sits 3 cells in from the 27-map's edge: the online peak lies under the centre
+    # cell (10, 10), 0.8 of it under (10, 9).
+    online[0, 13, 13] = 1.0
+    online[0, 13, 12] = 0.8
+    tracker.classifier = StubClassifier(online)
+    localisation = tracker.locate(score, frame)
+
+    predicted = tracker.decode(loc, size)
+    target = tracker.size / frame.geometry.image_pixels_per_crop_pixel()
+    penalty = windows.siamrpn_penalty(predicted[..., 2], predicted[..., 3], float(target[0]),
+                                      float(target[1]), tracker.config.penalty_k)
+    normalised = min_max_normalise(resample_to_grid(online, 8.0, size, 8.0))
+    window = tracker.window(size)
+    reference = (penalty * score * 0.2 + 0.8 * normalised) * 0.7 + window * 0.3
+    fused_first = (score * 0.2 + 0.8 * normalised) * penalty * 0.7 + window * 0.3
+    best = int(torch.argmax(reference))
+    anchor, rest = divmod(best, size * size)
+    assert localisation.details["best_index"] == (anchor, *divmod(rest, size))
+    # Penalising the fused map instead would pick another anchor: the order matters here.
+    assert int(torch.argmax(fused_first)) != best
+    flat = (anchor, *divmod(rest, size))
+    assert localisation.details["lr"] == pytest.approx(
+        float(penalty[flat] * score[flat]) * tracker.config.lr, rel=1e-6)
+
+
+# ----- short-term template (eqs. 6-7) ------------------------------------------------------------
+
 def test_fc_tracks_updates_memory_and_picks_a_short_term_template():
     # tau_c = 0 lets every frame qualify, T = 2 re-cuts z_s every second frame.
     tracker = _fc(template_interval=2, template_score_threshold=0.0, update_interval=2)
@@ -119,22 +280,21 @@ def test_fc_tracks_updates_memory_and_picks_a_short_term_template():
         result = tracker.track(frame)
         assert np.all(np.isfinite(result.box)) and 0.0 <= result.score <= 1.0
     online = recorder.frames[0].extras["drol"]
-    assert online.scores.shape == (3, 23, 23)          # 3 scales, 22 x 22 conv5 + 1
-    assert online.embedded.shape == (3, 64, 22, 22)
-    stored = [f for f in recorder.frames if tracker.state is TrackState.TRACKING]
-    assert initial_memory < len(tracker.classifier.memory) <= initial_memory + len(stored)
+    assert online.scores.shape == (1, 23, 23)          # the chosen scale: 22 x 22 conv5 + 1
+    assert online.embedded.shape == (1, 64, 22, 22)
+    assert initial_memory < len(tracker.classifier.memory) <= initial_memory + 4
     assert not torch.equal(filter_before, tracker.classifier.filter_weight)
     assert tracker.short_term_template is not None
     assert tracker.short_term_template.shape == (1, 256, 6, 6)
+    assert tracker.short_term_statistics.templates == 2
 
 
-def test_short_term_template_adopted_when_eq7_allows_and_not_otherwise():
+@pytest.mark.parametrize("build", [_fc, _rpn_alexnet])
+def test_short_term_template_adopted_when_eq7_allows_and_not_otherwise(build):
     frames, boxes = _frames(4)
-    always = _fc(template_interval=1, template_score_threshold=0.0, template_iou_threshold=0.0,
-                 template_score_gain=-1.0)
-    never = _fc(template_interval=1, template_score_threshold=0.0, template_iou_threshold=0.0,
-                template_score_gain=1.0)
-    for tracker, expected in ((always, True), (never, False)):
+    for gain, expected in ((-1.0, True), (1.5, False)):
+        tracker = build(template_interval=1, template_score_threshold=0.0,
+                        template_iou_threshold=0.0, template_score_gain=gain)
         recorder = Recorder(tracker)
         tracker.init(frames[0], boxes[0])
         for frame in frames[1:]:
@@ -143,25 +303,22 @@ def test_short_term_template_adopted_when_eq7_allows_and_not_otherwise():
         # Frame 1 has no z_s yet; from frame 2 on the rule decides.
         assert adopted[0] is False
         assert all(flag is expected for flag in adopted[1:])
+        statistics = tracker.short_term_statistics
+        assert (statistics.compared, statistics.adopted) == (2, 2 if expected else 0)
 
 
-def test_fusion_weight_one_makes_the_online_map_decide_and_fusion_off_keeps_the_siamese_map():
-    frames, boxes = _frames(2)
-    online_only = _fc(fusion_weight=1.0)
-    recorder = Recorder(online_only)
-    online_only.init(frames[0], boxes[0])
-    online_only.track(frames[1])
-    frame = recorder.frames[0]
-    online = frame.extras["drol"].scores[:, 3:20, 3:20]     # the 17 x 17 cells under the response
-    expected = (online - online.min()) / (online.max() - online.min())
-    assert torch.allclose(torch.sigmoid(frame.score_map), expected, atol=1e-4)
-
-    siamese_only = _fc(fusion=False)
-    recorder = Recorder(siamese_only)
-    siamese_only.init(frames[0], boxes[0])
-    siamese_only.track(frames[1])
-    frame = recorder.frames[0]
-    assert torch.equal(frame.score_map, frame.raw_score_map)
+def test_hard_negative_frames_do_not_supply_the_short_term_template():
+    tracker = _fc(template_interval=1, template_score_threshold=0.0, online_update=False)
+    frames, boxes = _frames(4)
+    tracker.init(frames[0], boxes[0])
+    states = iter([FrameState.HARD_NEGATIVE, FrameState.HARD_NEGATIVE, FrameState.NORMAL])
+    tracker.classifier.analyse = lambda scores, size: ScoreAnalysis(
+        state=next(states), peak_score=0.99, second_peak_score=0.9, peak_offset=(0.0, 0.0))
+    tracker.track(frames[1])
+    tracker.track(frames[2])
+    assert tracker.short_term_template is None
+    tracker.track(frames[3])
+    assert tracker.short_term_template is not None
 
 
 def test_ablation_switches_freeze_the_filter_and_the_template():
@@ -195,20 +352,21 @@ def test_lost_frames_add_nothing_to_the_memory():
     assert torch.equal(filter_before, tracker.classifier.filter_weight)
 
 
+# ----- classifier on tracker features ------------------------------------------------------------
+
 def test_first_frame_classifier_peaks_on_the_target():
     tracker = _fc()
     frames, boxes = _frames(1)
     tracker.init(frames[0], boxes[0])
     image = tracker.image_to_tensor(frames[0])
     _, features = tracker.search_frame(image, tracker.search_geometry())
-    _, scores = tracker.classifier.classify(features)
-    centre_scale = scores[1]
-    analysis = tracker.classifier.analyse(centre_scale, (3.0, 3.0))
+    _, scores = tracker.classifier.classify(features[1:2])
+    analysis = tracker.classifier.analyse(scores[0], (3.0, 3.0))
     assert max(abs(v) for v in analysis.peak_offset) <= 1.0
     assert analysis.state is not FrameState.NOT_FOUND
 
 
-def test_rpn_alexnet_fuses_per_anchor_and_tracks():
+def test_rpn_alexnet_fuses_one_online_map_for_every_anchor_and_tracks():
     tracker = _rpn_alexnet(lost_threshold=0.0, recover_threshold=0.0)
     recorder = Recorder(tracker)
     frames, boxes = _frames(3)
@@ -219,17 +377,12 @@ def test_rpn_alexnet_fuses_per_anchor_and_tracks():
     frame = recorder.frames[-1]
     assert frame.score_map.shape == frame.raw_score_map.shape == (5, 21, 21)
     assert frame.extras["drol"].scores.shape == (1, 27, 27)
-    # The online part is the same for every anchor: differences between anchors are Siamese.
-    siamese_gap = frame.raw_score_map[0] - frame.raw_score_map[1]
-    fused_gap = frame.score_map[0] - frame.score_map[1]
-    assert torch.allclose(fused_gap, 0.2 * siamese_gap, atol=1e-5)
 
 
 def test_rpn_r50_reads_layer3_and_interpolates_half_cells():
-    config = dataclasses.replace(default_config("drol_rpn_r50_l234"), init_gn_iter=1,
-                                 init_cg_iter=2, rotations_deg=(), blur_sigmas=(),
-                                 relative_shifts=(), dropout_samples=1, lost_threshold=0.0,
-                                 recover_threshold=0.0)
+    config = drol_config("drol_rpn_r50_l234", init_gn_iter=1, init_cg_iter=2, rotations_deg=(),
+                         blur_sigmas=(), relative_shifts=(), dropout_samples=1,
+                         lost_threshold=0.0, recover_threshold=0.0)
     tracker = DROLRPNTracker(config)
     recorder = Recorder(tracker)
     frames, boxes = _frames(2)
@@ -242,24 +395,19 @@ def test_rpn_r50_reads_layer3_and_interpolates_half_cells():
                        frame.search_features[1])
 
 
-@pytest.mark.skipif(not UAV_DEV.is_dir(), reason="needs the development set at ../shared/uav_dev")
-def test_first_frame_fit_on_a_real_aerial_frame():
-    sequence = UAV_DEV / "data_seq" / "car16_1"
-    annotation = UAV_DEV / "anno" / "car16_1.txt"
-    if not sequence.is_dir() or not annotation.is_file():
-        pytest.skip("car16_1 is missing from ../shared/uav_dev")
-    first = cv2.imread(str(sorted(sequence.glob("*.jpg"))[0]))
-    x, y, w, h = (float(v) for v in annotation.read_text().splitlines()[0].split(","))
+@pytest.mark.shared_data
+def test_first_frame_fit_on_a_real_aerial_frame(uav_dev):
+    frames, first_box = real_frames(uav_dev, "car16_1", count=2)
     tracker = _fc()
-    tracker.init(first, (x - 1.0, y - 1.0, w, h))          # 1-based annotation -> 0-based
-    image = tracker.image_to_tensor(first)
+    tracker.init(frames[0], tuple(float(v) for v in first_box))
+    image = tracker.image_to_tensor(frames[0])
     _, features = tracker.search_frame(image, tracker.search_geometry())
-    _, scores = tracker.classifier.classify(features)
-    analysis = tracker.classifier.analyse(scores[1], (2.0, 2.0))
+    _, scores = tracker.classifier.classify(features[1:2])
+    analysis = tracker.classifier.analyse(scores[0], (2.0, 2.0))
     assert max(abs(v) for v in analysis.peak_offset) <= 1.0
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
 @pytest.mark.parametrize("build", [_fc, _rpn_alexnet])
 def test_drol_runs_on_cuda(build):
     frames, boxes = _frames(3)

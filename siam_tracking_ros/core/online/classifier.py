@@ -1,11 +1,17 @@
 """DROL online classification subnet C (DROL section 3, Figure 3).
 
 C works on backbone features of the search crop and has three parts:
-- compression module: 1x1 convolution to 64 channels with ReLU (section 4.1);
-- dual attention module (Figure 3 caption): one branch applies global average pooling and two FC
-  layers, giving a weight per channel; the other averages over channels and applies a softmax
-  over positions, giving a weight per position;
+- compression module: 1x1 convolution to 64 channels, linear (the authors' code has no activation
+  after it);
+- dual attention module (Figure 3): one branch applies global average pooling and two FC layers
+  (hidden width 32, ReLU between them) and a sigmoid, giving a weight per channel; the other
+  averages over channels and applies a sigmoid, giving a weight per position. As in the authors'
+  code the two reweighted maps are added: ``x * sigmoid(spatial) + x * sigmoid(channel)``;
 - filter module: one 4x4 convolution kernel with a single output channel (section 4.1).
+While fitting, the filter output passes through the authors' small-slope output activation
+(``elu(leaky_relu(s, 1 / a), a)``, a = 0.05: negative scores saturate at -a, so the many
+background cells below zero cost little); the scores used for tracking are the plain filter
+output, as in the authors' code. The features enter unnormalised, as there.
 Compression and attention are fitted on the first frame only and then frozen ("only fine-tuned
 with the first frame ... kept fixed during tracking"); the filter keeps being optimised on the
 sample memory during tracking (section 3.3, Algorithm 1).
@@ -49,8 +55,11 @@ class OnlineClassifierConfig:
     # Table 5, G2: "cmp" = compression only, "cmp_att" = compression then attention (the paper's
     # choice), "att_cmp" = attention then compression.
     pipeline: str = "cmp_att"
-    # Hidden width of the two FC layers = channels // reduction (not given in the surviving text).
-    attention_reduction: int = 4
+    # Hidden width of the two channel-attention FC layers = channels // reduction: 64 // 2 = 32 in
+    # the authors' code.
+    attention_reduction: int = 2
+    # Slope parameter a of the output activation elu(leaky_relu(s, 1 / a), a) used in the fit.
+    response_activation_slope: float = 0.05
     memory_size: int = 250
     learning_rate: float = 0.01
     hard_negative_learning_rate: float = 0.02
@@ -64,6 +73,10 @@ class OnlineClassifierConfig:
     target_not_found_threshold: float = 0.25
     distractor_threshold: float = 0.8
     hard_negative_threshold: float = 0.5
+    # A second peak above distractor_threshold x peak is a hard negative when exactly one of the
+    # two peaks lies beyond displacement_scale x half the map side from the centre, else the frame
+    # is uncertain (left out of the memory), as in the authors' code.
+    displacement_scale: float = 0.8
     # Label Gaussian sigma = factor * sqrt(target area in cells), as in the ATOM-style base.
     output_sigma_factor: float = 0.25
     # Size (relative to the target) of the region around the peak that is not a distractor.
@@ -75,7 +88,7 @@ class OnlineClassifierConfig:
         if self.pipeline not in PIPELINES:
             raise ValueError(f"pipeline must be one of {PIPELINES}, got {self.pipeline!r}")
         positive = ("compressed_channels", "filter_size", "memory_size", "update_interval",
-                    "attention_reduction", "output_sigma_factor")
+                    "attention_reduction", "output_sigma_factor", "response_activation_slope")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
@@ -95,8 +108,10 @@ class FrameState(Enum):
     """How the online score map of a frame looks (decides the memory and filter update)."""
     NORMAL = "normal"
     NOT_FOUND = "not_found"          # peak below the target-not-found threshold
-    DISTRACTOR = "distractor"        # second peak >= distractor_threshold x peak: left out
-    HARD_NEGATIVE = "hard_negative"  # second peak > hard_negative_threshold x peak
+    DISTRACTOR = "distractor"        # a second peak > distractor_threshold x peak, both peaks
+                                     # equally far out: uncertain, left out of the memory
+    HARD_NEGATIVE = "hard_negative"  # a second peak > hard_negative_threshold x peak (or a
+                                     # distractor with one peak near the centre, one far out)
 
 
 @dataclass(frozen=True)
@@ -123,42 +138,35 @@ def label_sigma(target_size_cells: tuple[float, float], config: OnlineClassifier
                                                       1e-6))
 
 
-def normalise_feature_power(features: torch.Tensor) -> torch.Tensor:
-    """Scale each map to unit root-mean-square, as the ATOM-style base does with its features,
-    so the fixed regularisation weights do not depend on the backbone's feature scale."""
-    rms = features.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt()
-    return features / (rms + 1e-10)
+def response_activation(scores: torch.Tensor, slope: float) -> torch.Tensor:
+    """The fit's output activation ``elu(leaky_relu(s, 1 / a), a)``: identity for s >= 0, and
+    ``a (exp(s / a) - 1)`` below, which saturates at -a."""
+    return F.elu(F.leaky_relu(scores, 1.0 / slope), slope)
 
 
 @dataclass(frozen=True)
 class AttentionWeights:
-    fc1_weight: torch.Tensor
-    fc1_bias: torch.Tensor
-    fc2_weight: torch.Tensor
-    fc2_bias: torch.Tensor
+    """The two bias-free FC layers of the channel branch (1x1 convolutions in the authors' code)."""
+    fc1_weight: torch.Tensor   # hidden x channels
+    fc2_weight: torch.Tensor   # channels x hidden
 
     def as_list(self) -> list[torch.Tensor]:
-        return [self.fc1_weight, self.fc1_bias, self.fc2_weight, self.fc2_bias]
+        return [self.fc1_weight, self.fc2_weight]
 
 
 def dual_attention(features: torch.Tensor, weights: AttentionWeights) -> torch.Tensor:
-    """Figure 3: per-channel weights from GAP + 2 FC layers, per-position weights from a softmax
-    over positions of the channel average; both multiply the features."""
-    batch, channels, height, width = features.shape
+    """Figure 3, combined additively as the authors' code does:
+    ``x * sigmoid(mean over channels of x) + x * sigmoid(fc2(relu(fc1(GAP x))))``."""
     pooled = features.mean(dim=(2, 3))
-    hidden = F.relu(F.linear(pooled, weights.fc1_weight, weights.fc1_bias))
-    channel_weights = torch.sigmoid(F.linear(hidden, weights.fc2_weight, weights.fc2_bias))
-    channel_mean = features.mean(dim=1).reshape(batch, height * width)
-    # The softmax sums to 1 over the map; scaling by the number of positions keeps the average
-    # weight at 1 so the attention reweights the features instead of shrinking them.
-    position_weights = torch.softmax(channel_mean, dim=1).reshape(batch, 1, height, width)
-    position_weights = position_weights * (height * width)
-    return features * channel_weights[:, :, None, None] * position_weights
+    hidden = F.relu(F.linear(pooled, weights.fc1_weight))
+    channel_weights = torch.sigmoid(F.linear(hidden, weights.fc2_weight))[:, :, None, None]
+    spatial_weights = torch.sigmoid(features.mean(dim=1, keepdim=True))
+    return features * spatial_weights + features * channel_weights
 
 
 def compress(features: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Compression module: 1x1 convolution (no bias, as the ATOM-style projection) and ReLU."""
-    return F.relu(F.conv2d(features, weight))
+    """Compression module: a bias-free 1x1 convolution, with no activation after it."""
+    return F.conv2d(features, weight)
 
 
 def apply_filter(features: torch.Tensor, filter_weight: torch.Tensor) -> torch.Tensor:
@@ -178,7 +186,7 @@ class _ExtractorWeights:
 
     @staticmethod
     def from_list(params: list[torch.Tensor], with_attention: bool) -> "_ExtractorWeights":
-        attention = AttentionWeights(*params[1:5]) if with_attention else None
+        attention = AttentionWeights(*params[1:3]) if with_attention else None
         return _ExtractorWeights(compression=params[0], attention=attention)
 
 
@@ -191,7 +199,8 @@ def _extract(features: torch.Tensor, weights: _ExtractorWeights, pipeline: str) 
 
 def _initial_extractor(input_channels: int, config: OnlineClassifierConfig,
                        generator: torch.Generator) -> _ExtractorWeights:
-    # Random normal initialisation with std 1/sqrt(fan_in), as the ATOM-style projection.
+    # Random normal initialisation with std 1/sqrt(fan_in) for the compression; both attention
+    # layers get std 1/sqrt(channels), as in the authors' code.
     compression = torch.randn(config.compressed_channels, input_channels, 1, 1,
                               generator=generator) / math.sqrt(input_channels)
     if not config.uses_attention:
@@ -200,10 +209,15 @@ def _initial_extractor(input_channels: int, config: OnlineClassifierConfig,
     hidden = max(channels // config.attention_reduction, 1)
     attention = AttentionWeights(
         fc1_weight=torch.randn(hidden, channels, generator=generator) / math.sqrt(channels),
-        fc1_bias=torch.zeros(hidden),
-        fc2_weight=torch.randn(channels, hidden, generator=generator) / math.sqrt(hidden),
-        fc2_bias=torch.zeros(channels))
+        fc2_weight=torch.randn(channels, hidden, generator=generator) / math.sqrt(channels))
     return _ExtractorWeights(compression, attention)
+
+
+def _initial_filter(config: OnlineClassifierConfig, generator: torch.Generator) -> torch.Tensor:
+    """Normal with std 1 / (number of filter weights), the authors' 'randn' filter start."""
+    shape = (1, config.compressed_channels, config.filter_size, config.filter_size)
+    numel = math.prod(shape)
+    return torch.randn(shape, generator=generator) / numel
 
 
 def _with_autograd(method):
@@ -238,6 +252,12 @@ class OnlineClassifier:
         return self._filter is not None
 
     @property
+    def attention(self) -> AttentionWeights | None:
+        """The fitted channel-attention layers (None without an attention module)."""
+        self._require_initialised()
+        return self._extractor.attention
+
+    @property
     def filter_weight(self) -> torch.Tensor:
         self._require_initialised()
         return self._filter
@@ -265,7 +285,7 @@ class OnlineClassifier:
         if config.init_gn_iter < 1:
             raise ValueError("init_gn_iter must be >= 1 to fit the first-frame model")
         generator = torch.Generator().manual_seed(config.seed)
-        features = normalise_feature_power(features.clone())
+        features = features.clone()
         offsets = target_offsets.to(device=self.device, dtype=features.dtype).clone()
         if dropout_copies > 0:
             copies = feature_dropout(features[:1], dropout_copies, dropout_probability, generator)
@@ -276,11 +296,11 @@ class OnlineClassifier:
         weights = torch.full((features.shape[0],), 1.0 / features.shape[0], device=self.device)
         extractor = _initial_extractor(self.input_channels, config, generator)
         start = [p.to(self.device) for p in extractor.as_list()]
-        start.append(torch.zeros(1, config.compressed_channels, config.filter_size,
-                                 config.filter_size, device=self.device))
+        start.append(_initial_filter(config, generator).to(self.device))
         result = gauss_newton(self._joint_residual(features, labels, weights), start,
                               num_gn_iter=config.init_gn_iter,
-                              num_cg_iter=config.init_cg_iter // config.init_gn_iter)
+                              num_cg_iter=config.init_cg_iter // config.init_gn_iter,
+                              preconditioner=self._joint_preconditioner(start))
         self._extractor = _ExtractorWeights.from_list(result.params[:-1], config.uses_attention)
         self._filter = result.params[-1]
         with torch.no_grad():
@@ -296,12 +316,23 @@ class OnlineClassifier:
         padding = self.config.filter_size // 2
         return feature_size + 2 * padding - self.config.filter_size + 1
 
+    def _joint_preconditioner(self, params: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Diagonal CG preconditioner 1 / regularisation weight per parameter, as the authors'
+        joint problem uses: the compression and attention weights, regularised 1000x less than
+        the filter, take correspondingly larger steps."""
+        config = self.config
+        regularisation = ([config.compression_regularisation]
+                          + [config.attention_regularisation] * (len(params) - 2)
+                          + [config.filter_regularisation])
+        return [torch.full_like(p, 1.0 / weight) for p, weight in zip(params, regularisation)]
+
     def _joint_residual(self, features, labels, weights):
         config = self.config
 
         def residual(params: list[torch.Tensor]) -> torch.Tensor:
             extractor = _ExtractorWeights.from_list(params[:-1], config.uses_attention)
             scores = apply_filter(_extract(features, extractor, config.pipeline), params[-1])
+            scores = response_activation(scores, config.response_activation_slope)
             regularised = [(params[-1], config.filter_regularisation),
                            (extractor.compression, config.compression_regularisation)]
             if extractor.attention is not None:
@@ -317,7 +348,7 @@ class OnlineClassifier:
     def embed(self, features: torch.Tensor) -> torch.Tensor:
         """Target-specific features (compression + attention, frozen after the first frame)."""
         self._require_initialised()
-        features = normalise_feature_power(self._check_features(features))
+        features = self._check_features(features)
         with torch.no_grad():
             return _extract(features, self._extractor, self.config.pipeline)
 
@@ -338,16 +369,23 @@ class OnlineClassifier:
         if scores.dim() != 2:
             raise ValueError(f"scores must be an S x S map, got shape {tuple(scores.shape)}")
         config = self.config
+        scores = scores.detach().float().cpu()   # one transfer; the rest runs on the host
         size = scores.shape[-1]
         peak_score, peak_index = torch.max(scores.reshape(-1), dim=0)
         peak_score = float(peak_score)
         row, col = divmod(int(peak_index), size)
         centre = (size - 1) / 2.0
-        second = _second_peak(scores, row, col, target_size, config.target_neighbourhood_scale)
+        second, second_offset = _second_peak(scores, row, col, target_size,
+                                             config.target_neighbourhood_scale)
         if peak_score < config.target_not_found_threshold:
             state = FrameState.NOT_FOUND
-        elif second >= config.distractor_threshold * peak_score:
-            state = FrameState.DISTRACTOR
+        elif second > config.distractor_threshold * peak_score:
+            # One peak near the centre and one far out: the far one is a hard negative to learn
+            # from; both near or both far: uncertain.
+            radius = config.displacement_scale * size / 2.0
+            peak_far = math.hypot(col - centre, row - centre) > radius
+            second_far = math.hypot(*second_offset) > radius
+            state = FrameState.HARD_NEGATIVE if peak_far != second_far else FrameState.DISTRACTOR
         elif (second > config.hard_negative_threshold * peak_score
               and second > config.target_not_found_threshold):
             state = FrameState.HARD_NEGATIVE
@@ -385,16 +423,18 @@ class OnlineClassifier:
 
     @_with_autograd
     def optimise_filter(self, num_cg_iter: int) -> tuple[float, ...]:
-        """CG on the filter alone over the weighted memory (a linear least-squares problem, so one
-        Gauss-Newton step is exact); compression and attention stay frozen."""
+        """One Gauss-Newton step with `num_cg_iter` CG iterations on the filter alone over the
+        weighted memory, linearised at the current filter (the authors' filter optimiser);
+        compression and attention stay frozen."""
         self._require_initialised()
         memory = self.memory
         features, labels, weights = memory.features, memory.labels, memory.weights
         regularisation = self.config.filter_regularisation
+        slope = self.config.response_activation_slope
 
         def residual(params: list[torch.Tensor]) -> torch.Tensor:
-            return _weighted_residual(apply_filter(features, params[0]), labels, weights,
-                                      [(params[0], regularisation)])
+            scores = response_activation(apply_filter(features, params[0]), slope)
+            return _weighted_residual(scores, labels, weights, [(params[0], regularisation)])
 
         result = gauss_newton(residual, [self._filter], num_gn_iter=1, num_cg_iter=num_cg_iter)
         self._filter = result.params[0]
@@ -423,8 +463,9 @@ def _weighted_residual(scores: torch.Tensor, labels: torch.Tensor, weights: torc
 
 
 def _second_peak(scores: torch.Tensor, row: int, col: int, target_size: tuple[float, float],
-                 neighbourhood_scale: float) -> float:
-    """Highest score outside a window of neighbourhood_scale x target size around the peak."""
+                 neighbourhood_scale: float) -> tuple[float, tuple[float, float]]:
+    """Highest score outside a window of neighbourhood_scale x target size around the peak, and
+    its (dx, dy) offset from the map centre in cells."""
     size = scores.shape[-1]
     half_w = neighbourhood_scale * target_size[0] / 2.0
     half_h = neighbourhood_scale * target_size[1] / 2.0
@@ -433,4 +474,7 @@ def _second_peak(scores: torch.Tensor, row: int, col: int, target_size: tuple[fl
     outside = scores.clone()
     outside[top:bottom, left:right] = float("-inf")
     # -inf when the neighbourhood covers the whole map: then there is no second peak.
-    return float(outside.max())
+    second, index = torch.max(outside.reshape(-1), dim=0)
+    second_row, second_col = divmod(int(index), size)
+    centre = (size - 1) / 2.0
+    return float(second), (second_col - centre, second_row - centre)

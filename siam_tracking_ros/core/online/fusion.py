@@ -5,7 +5,15 @@ the same spatial size as the siamese classification score and then fused with it
 weighted sum" (section 3.3). Both maps are centred on the search-crop centre but their cells
 may cover different spans (the online map comes from the backbone feature map, the Siamese map
 from the correlation), so the resize samples the online map, bicubically, at the crop position
-of every Siamese cell; when both maps cover the same span this is a plain bicubic resize.
+of every Siamese cell; when both maps cover the same span this is a plain bicubic resize. (The
+authors' code stretches the classifier's whole-crop map over the Siamese map, whose cells span
+a smaller region, which displaces every online peak towards the centre; sampling at the Siamese
+cells' own positions keeps both maps on one geometry.)
+
+Before the weighted sum each map is brought to the scale the authors' code uses: for DROL-FC both
+the Siamese response and the online map are shifted to a zero minimum and divided by their sum
+(`sum_normalise`, SiamFC's own response normalisation); for DROL-RPN the online map is min-max
+normalised to [0, 1] and mixed with the already penalised Siamese probability.
 """
 
 from __future__ import annotations
@@ -38,6 +46,25 @@ def resample_to_grid(online: torch.Tensor, online_stride: float, grid_size: int,
     sampled = F.grid_sample(online[:, None], grid, mode="bicubic", padding_mode="border",
                             align_corners=True)
     return sampled[:, 0]
+
+
+def sample_at_offsets(online: torch.Tensor, online_stride: float,
+                      offsets_px: torch.Tensor) -> torch.Tensor:
+    """Bilinear samples of one M x M `online` map at N crop-pixel offsets (dx, dy) from the crop
+    centre (N x 2); positions past the edge take the border value. Returns (N,)."""
+    if online.dim() != 2 or online.shape[0] != online.shape[1]:
+        raise ValueError(f"online map must be M x M, got {tuple(online.shape)}")
+    half_span = max((online.shape[-1] - 1) / 2.0, 0.5) * online_stride
+    grid = (offsets_px.to(online.dtype) / half_span).reshape(1, 1, -1, 2)
+    sampled = F.grid_sample(online[None, None], grid, mode="bilinear", padding_mode="border",
+                            align_corners=True)
+    return sampled.reshape(-1)
+
+
+def sum_normalise(scores: torch.Tensor) -> torch.Tensor:
+    """Shift to a zero minimum and divide by the sum (SiamFC's response normalisation)."""
+    shifted = scores - scores.min()
+    return shifted / (shifted.sum() + 1e-16)
 
 
 def min_max_normalise(scores: torch.Tensor) -> torch.Tensor:

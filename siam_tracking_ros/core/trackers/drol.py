@@ -4,13 +4,26 @@ DROL attaches an online classification subnet to an unchanged Siamese tracker, t
 tracker's hooks:
 - `on_init`: the classifier is fitted on 30 augmented samples of the first frame's search region
   (section 4.1);
-- `modify_score_map`: discriminative learning, the online score fused with the Siamese score
-  before the penalty and window (eq. 5);
-- `locate`: robust learning, the Siamese subnet also matches the short-term template z_s and its
-  result is used when eq. (7) allows;
+- discriminative learning, eq. (5), at the point of the base's localisation where the authors'
+  code fuses: DROL-FC (`modify_response`) picks the scale from the Siamese response alone, then
+  mixes that scale's sum-normalised response with the sum-normalised online map; DROL-RPN
+  (`modify_penalised_score`) mixes the shape-penalised Siamese score with the min-max normalised
+  online map. The cosine window comes after, and DROL-RPN's size learning rate still comes from
+  the Siamese `penalty * score` at the chosen anchor (the base's rule);
+- robust learning, eq. (7), in `locate`: the Siamese subnet also matches the short-term template
+  z_s, and its result is used when both boxes agree and it gains enough adaptive classification
+  score (eq. 5, on one normalised scale: see `online.template_update`);
 - `on_tracked`: Algorithm 1, the sample memory / filter update and the choice of the next z_s
-  (eq. 6).
+  (eq. 6), hard-negative frames excluded.
+
 DROL adds no offline-trained weights: each variant loads the checkpoint of its base.
+
+Switching the addition off: `drol_config(name, enabled=False)` is the base tracker's own config
+(its constants, window influence included) with lambda 0 and no template update; a tracker built
+from it runs no online subnet at all and tracks box for box as the base. The registered DROL
+configs (`enabled=True`) change three base constants to the authors' configs: the window
+influence (0.15 for DROL-FC, 0.3 for DROL-RPN AlexNet, 0.25 for ResNet-50), lambda (0.6 for
+DROL-FC, the paper's value; 0.8 for DROL-RPN) and v_c (0.1 for DROL-FC).
 """
 
 from __future__ import annotations
@@ -26,10 +39,13 @@ import torch
 from siam_tracking_ros.core import boxes
 from siam_tracking_ros.core.online.augment import (AugmentationConfig, augment_first_frame,
                                                    expanded_patch_size)
-from siam_tracking_ros.core.online.classifier import OnlineClassifier, OnlineClassifierConfig
-from siam_tracking_ros.core.online.fusion import fuse_scores, min_max_normalise, resample_to_grid
+from siam_tracking_ros.core.online.classifier import (FrameState, OnlineClassifier,
+                                                      OnlineClassifierConfig)
+from siam_tracking_ros.core.online.fusion import (fuse_scores, min_max_normalise,
+                                                  resample_to_grid, sum_normalise)
 from siam_tracking_ros.core.online.template_update import (ShortTermTemplateSelector,
-                                                           adopt_short_term)
+                                                           adaptive_score_gain, adopt_short_term,
+                                                           online_score_gain, siamese_score_gain)
 from siam_tracking_ros.core.registry import default_config, register_tracker
 from siam_tracking_ros.core.trackers.base import (FrameContext, InitContext, Localisation,
                                                   TrackResult, TrackState)
@@ -42,15 +58,14 @@ class DROLSettings(OnlineClassifierConfig, AugmentationConfig):
     """DROL's switches on top of the classifier and augmentation constants (all flat, so each one
     can be overridden as `key=value`, e.g. to re-run Table 5's ablation).
 
-    fusion / fusion_weight: eq. (5) on or off and its lambda (0.8 for DROL-RPN; for DROL-FC the
-    paper uses 0.8 on OTB-like data and 0.6 on VOT, 0.8 is the default for UAV footage).
+    fusion_weight: lambda of eq. (5); 0 leaves the Siamese score unchanged (fusion off).
     online_update: keep optimising the filter during tracking (Algorithm 1); off leaves the
     first-frame classifier unchanged.
     template_update / template_interval (T) / template_score_threshold (tau_c) /
     template_iou_threshold (v_r) / template_score_gain (v_c): eqs. (6)-(7).
+    With fusion_weight 0 and template_update off the online subnet has no effect and is not run.
     classifier_layer: which backbone layer feeds the classifier when the base has several.
     """
-    fusion: bool = True
     fusion_weight: float = 0.8
     online_update: bool = True
     template_update: bool = True
@@ -71,6 +86,10 @@ class DROLSettings(OnlineClassifierConfig, AugmentationConfig):
             raise ValueError("template_iou_threshold (v_r) must be in [0, 1], got "
                              f"{self.template_iou_threshold}")
 
+    @property
+    def uses_online_subnet(self) -> bool:
+        return self.fusion_weight > 0.0 or self.template_update
+
 
 def _run_post_inits(config: Any, *classes: type) -> None:
     for cls in classes:
@@ -81,8 +100,7 @@ def _run_post_inits(config: Any, *classes: type) -> None:
 
 @dataclass(frozen=True)
 class DROLFCConfig(SiamFCConfig, DROLSettings):
-    """SiamFC constants + DROL settings; v_c is 0.1 for DROL-FC (reference implementation)."""
-    template_score_gain: float = 0.1
+    """SiamFC constants + DROL settings."""
 
     def __post_init__(self):
         _run_post_inits(self, SiamFCConfig, DROLSettings)
@@ -90,17 +108,17 @@ class DROLFCConfig(SiamFCConfig, DROLSettings):
 
 @dataclass(frozen=True)
 class DROLRPNConfig(SiamRPNConfig, DROLSettings):
-    """SiamRPN++ constants + DROL settings."""
+    """SiamRPN / SiamRPN++ constants + DROL settings."""
 
     def __post_init__(self):
         _run_post_inits(self, SiamRPNConfig, DROLSettings)
 
 
 @dataclass
-class OnlineFrame:
-    """The online subnet's view of one frame, kept in `FrameContext.extras['drol']`."""
-    embedded: torch.Tensor          # (S, 64, H, W) target-specific features of each search crop
-    scores: torch.Tensor            # (S, M, M) f_C of each search crop
+class OnlineView:
+    """The online subnet's view of one search crop, kept in `FrameContext.extras['drol']`."""
+    embedded: torch.Tensor          # (1, 64, H, W) target-specific features of the crop
+    scores: torch.Tensor            # (1, M, M) f_C of the crop
     short_term_adopted: bool = False
 
 
@@ -110,12 +128,19 @@ class _TemplateCandidate:
     box: np.ndarray
 
 
+@dataclass
+class ShortTermStatistics:
+    """Per sequence: frames where z_s was matched, and how often eq. (7) adopted its result."""
+    compared: int = 0
+    adopted: int = 0
+    templates: int = 0              # short-term templates cut (eq. 6)
+
+
 class DROLMixin(abc.ABC):
     """DROL on top of a SiameseTracker subclass (listed before it in the bases).
 
-    The concrete classes say how their Siamese score relates to a probability
-    (`siamese_probability`, `from_probability`, `siamese_score_at`), which scale a
-    localisation picked (`scale_index_of`) and the stride of their maps (`map_stride`).
+    The concrete classes wire the fusion into their base's hook and say which scale a
+    localisation was found at (`scale_index_of`) and the stride of their maps (`map_stride`).
     """
 
     config: DROLSettings
@@ -126,12 +151,20 @@ class DROLMixin(abc.ABC):
             raise ValueError(f"{type(self).__name__} needs a {self.config_class.__name__}, "
                              f"got {type(config).__name__}")
         super().__init__(config, device, half)
+        self.classifier: OnlineClassifier | None = None
+        self.short_term_template = None
+        self.short_term_statistics = ShortTermStatistics()
 
     # ----- first frame (section 4.1, "Training phase") -----------------------------------------
 
     def on_init(self, context: InitContext) -> None:
         super().on_init(context)
         config = self.config
+        self.short_term_template = None
+        self.short_term_statistics = ShortTermStatistics()
+        self.classifier = None
+        if not config.uses_online_subnet:
+            return
         geometry = self.search_geometry()
         out_size = geometry.out_size
         patch_size = expanded_patch_size(out_size, config)
@@ -142,15 +175,13 @@ class DROLMixin(abc.ABC):
         images = torch.from_numpy(augmented.images).permute(0, 3, 1, 2)
         features = self.classifier_features(self.transform_search_features(
             self.extract_features(images.to(self.device, self.dtype))))
-        stride = self.map_stride()
-        offsets = torch.from_numpy(augmented.target_offsets / stride).float()
+        offsets = torch.from_numpy(augmented.target_offsets / self.map_stride()).float()
         self.classifier = OnlineClassifier(features.shape[1], config, self.device)
         self.classifier.initialise(features, offsets, self._size_in_cells(crop_pixels),
                                    dropout_copies=config.dropout_samples,
                                    dropout_probability=config.dropout_probability)
         self.template_selector = ShortTermTemplateSelector(config.template_interval,
                                                            config.template_score_threshold)
-        self.short_term_template = None
 
     def classifier_features(self, search_features) -> torch.Tensor:
         """The backbone feature map the classifier reads: (S, C, H, W)."""
@@ -169,29 +200,22 @@ class DROLMixin(abc.ABC):
 
     # ----- discriminative learning (section 3.3, eq. 5) ----------------------------------------
 
-    def modify_score_map(self, score_map: torch.Tensor, frame: FrameContext) -> torch.Tensor:
-        score_map = super().modify_score_map(score_map, frame)
-        embedded, scores = self.classifier.classify(
-            self.classifier_features(frame.search_features))
-        frame.extras["drol"] = OnlineFrame(embedded=embedded, scores=scores)
-        return self.fuse_online(score_map, frame)
-
-    def fuse_online(self, score_map: torch.Tensor, frame: FrameContext) -> torch.Tensor:
-        """Eq. (5) on a Siamese score map of this frame (the first or the short-term template)."""
-        config = self.config
-        if not config.fusion:
-            return score_map
-        stride = self.map_stride()
-        online = resample_to_grid(frame.extras["drol"].scores, stride, score_map.shape[-1], stride)
-        fused = fuse_scores(self.siamese_probability(score_map), min_max_normalise(online),
-                            config.fusion_weight)
-        return self.from_probability(fused)
+    def online_view(self, frame: FrameContext, scale_index: torch.Tensor | None = None
+                    ) -> OnlineView:
+        """Classify one search crop of the frame (the chosen scale's) and keep the result in
+        `frame.extras['drol']` for the template rule and the update."""
+        features = self.classifier_features(frame.search_features)
+        if scale_index is not None:
+            features = features.index_select(0, scale_index.reshape(1))
+        embedded, scores = self.classifier.classify(features)
+        view = OnlineView(embedded=embedded, scores=scores)
+        frame.extras["drol"] = view
+        return view
 
     # ----- robust learning (section 3.4, eq. 7) ------------------------------------------------
 
     def locate(self, score_map: torch.Tensor, frame: FrameContext) -> Localisation:
         first = super().locate(score_map, frame)
-        first.score = self.siamese_score_at(frame.raw_score_map, first)
         if not self.config.template_update or self.short_term_template is None:
             return first
         short_frame = dataclasses.replace(frame, extras=dict(frame.extras))
@@ -199,38 +223,57 @@ class DROLMixin(abc.ABC):
         short_frame.head_output = self.run_head(short_frame.template_features,
                                                 frame.search_features)
         short_frame.raw_score_map = self.score_map(short_frame.head_output, short_frame)
-        short_frame.score_map = self.fuse_online(short_frame.raw_score_map, frame)
+        short_frame.score_map = self.modify_score_map(short_frame.raw_score_map, short_frame)
         short = super().locate(short_frame.score_map, short_frame)
-        short.score = self.siamese_score_at(short_frame.raw_score_map, short)
-        adopted = adopt_short_term(_xywh(short), short.score, _xywh(first), first.score,
+        first_view: OnlineView = frame.extras["drol"]
+        scale_index = self.scale_index_of(first)
+        pixels = frame.geometry.image_pixels_per_crop_pixel(scale_index)
+        online_gain = online_score_gain(first_view.scores[0], self.map_stride(),
+                                        (short.center - frame.geometry.center) / pixels,
+                                        (first.center - frame.geometry.center) / pixels)
+        siamese_gain = siamese_score_gain(*self.siamese_map_and_peak(short_frame.raw_score_map,
+                                                                     short),
+                                          *self.siamese_map_and_peak(frame.raw_score_map, first))
+        gain = adaptive_score_gain(siamese_gain, online_gain, self.config.fusion_weight)
+        adopted = adopt_short_term(_xywh(short), _xywh(first), gain,
                                    self.config.template_iou_threshold,
                                    self.config.template_score_gain)
-        frame.extras["drol"].short_term_adopted = adopted
-        return short if adopted else first
+        self.short_term_statistics.compared += 1
+        if not adopted:
+            return first
+        self.short_term_statistics.adopted += 1
+        frame.extras["drol"] = short_frame.extras["drol"]
+        frame.extras["drol"].short_term_adopted = True
+        return short
 
     # ----- Algorithm 1: classifier update and the next short-term template ---------------------
 
     def on_tracked(self, result: TrackResult, frame: FrameContext) -> None:
         super().on_tracked(result, frame)
         config = self.config
+        if self.classifier is None:
+            return
         if self.state is not TrackState.TRACKING or frame.geometry.out_size != config.instance_size:
             # A widened search after losing the target adds nothing (section 4.2, VOT2018-LT).
             return
-        online: OnlineFrame = frame.extras["drol"]
-        scale_index = self.scale_index_of(frame.localisation)
-        crop_pixels = frame.geometry.image_pixels_per_crop_pixel(scale_index)
+        online: OnlineView = frame.extras["drol"]
+        crop_pixels = frame.geometry.image_pixels_per_crop_pixel(
+            self.scale_index_of(frame.localisation))
         target_size = self._size_in_cells(crop_pixels)
-        analysis = self.classifier.analyse(online.scores[scale_index], target_size)
+        analysis = self.classifier.analyse(online.scores[0], target_size)
         if config.online_update:
             offset = (self.center - frame.geometry.center) / (crop_pixels * self.map_stride())
-            self.classifier.update(online.embedded[scale_index:scale_index + 1], analysis,
-                                   (float(offset[0]), float(offset[1])), target_size)
+            self.classifier.update(online.embedded, analysis, (float(offset[0]), float(offset[1])),
+                                   target_size)
         if config.template_update:
             candidate = self.template_selector.observe(
-                frame.frame_index, analysis.peak_score, _TemplateCandidate(frame.image, result.box))
+                frame.frame_index, analysis.peak_score,
+                _TemplateCandidate(_kept_copy(frame.image), result.box),
+                eligible=analysis.state is not FrameState.HARD_NEGATIVE)
             if candidate is not None:
                 # eq. (6): warp the chosen frame at its box to the template size.
                 self.short_term_template = self.compute_template(candidate.image, candidate.box)
+                self.short_term_statistics.templates += 1
 
     # ----- per-base pieces ---------------------------------------------------------------------
 
@@ -239,20 +282,19 @@ class DROLMixin(abc.ABC):
         """Crop pixels between neighbouring cells of the backbone feature and score maps."""
 
     @abc.abstractmethod
-    def siamese_probability(self, score_map: torch.Tensor) -> torch.Tensor:
-        """The Siamese classification score as a probability f_M^cls in [0, 1]."""
-
-    @abc.abstractmethod
-    def from_probability(self, probability: torch.Tensor) -> torch.Tensor:
-        """Inverse of `siamese_probability`: what the base's `locate` expects."""
-
-    @abc.abstractmethod
-    def siamese_score_at(self, raw_score_map: torch.Tensor, localisation: Localisation) -> float:
-        """f_M^cls (probability) of a raw score map at the localisation's best position."""
+    def siamese_map_and_peak(self, raw_score_map: torch.Tensor,
+                             localisation: Localisation) -> tuple[torch.Tensor, float]:
+        """The Siamese map a localisation was picked from and its value at the pick."""
 
     def scale_index_of(self, localisation: Localisation) -> int:
         """Search scale the localisation was found at (single-scale bases: 0)."""
         return 0
+
+
+def _kept_copy(image):
+    """The frame's pixels for use after `track` returns (they may be a view of the caller's
+    array)."""
+    return image.copy() if isinstance(image, np.ndarray) else image
 
 
 def _xywh(localisation: Localisation) -> np.ndarray:
@@ -260,61 +302,92 @@ def _xywh(localisation: Localisation) -> np.ndarray:
 
 
 class DROLFCTracker(DROLMixin, SiamFCTracker):
-    """DROL-FC. SiamFC's response is a logit (its training loss is logistic), so the score fused
-    in eq. (5) is sigmoid(response), and the fused probability goes back to a logit so that the
-    SiamFC localisation (upsampling, scale penalty, window) runs unchanged on it."""
+    """DROL-FC: the classifier runs on the scale chosen from the Siamese response alone."""
 
     config_class = DROLFCConfig
 
     def map_stride(self) -> int:
         return self.config.total_stride
 
-    def siamese_probability(self, score_map: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(score_map)
+    def modify_response(self, response: torch.Tensor, scale_index: torch.Tensor,
+                        frame: FrameContext) -> torch.Tensor:
+        """Eq. (5) on the chosen scale: ``response * (1 - lambda) + sum_normalise(online) *
+        lambda`` with both maps normalised to sum 1 (the response arrives normalised)."""
+        response = super().modify_response(response, scale_index, frame)
+        if self.classifier is None:
+            return response
+        view = self.online_view(frame, scale_index)
+        weight = self.config.fusion_weight
+        if weight == 0.0:
+            return response
+        online = resample_to_grid(view.scores, self.map_stride(), response.shape[-1],
+                                  self.map_stride() / self.config.response_up)[0]
+        return fuse_scores(response, sum_normalise(online), weight)
 
-    def from_probability(self, probability: torch.Tensor) -> torch.Tensor:
-        return torch.logit(probability, eps=1e-6)
-
-    def siamese_score_at(self, raw_score_map: torch.Tensor, localisation: Localisation) -> float:
+    def siamese_map_and_peak(self, raw_score_map, localisation):
+        """The chosen scale's upsampled response and its value at the chosen position."""
         scale_index, row, col = localisation.details["best_index"]
-        upsampled = self.upsample(raw_score_map[scale_index:scale_index + 1])
-        return float(torch.sigmoid(upsampled[0, row, col]))
+        response = self.upsample(raw_score_map[scale_index:scale_index + 1])[0]
+        return response, float(response[row, col])
 
     def scale_index_of(self, localisation: Localisation) -> int:
         return localisation.details["best_index"][0]
 
 
 class DROLRPNTracker(DROLMixin, SiamRPNTracker):
-    """DROL-RPN. The SiamRPN++ score is already a foreground probability."""
+    """DROL-RPN: the online map, the same for every anchor, joins after the shape penalty."""
 
     config_class = DROLRPNConfig
 
     def map_stride(self) -> int:
         return self.config.anchor_stride
 
-    def siamese_probability(self, score_map: torch.Tensor) -> torch.Tensor:
-        return score_map
+    def siamese_map_and_peak(self, raw_score_map, localisation):
+        """The foreground probabilities of every anchor and the chosen anchor's."""
+        return raw_score_map, float(raw_score_map[localisation.details["best_index"]])
 
-    def from_probability(self, probability: torch.Tensor) -> torch.Tensor:
-        return probability
+    def modify_penalised_score(self, penalised: torch.Tensor,
+                               frame: FrameContext) -> torch.Tensor:
+        """Eq. (5) after the penalty: ``(penalty * score) * (1 - lambda) + lambda *
+        min_max_normalise(online)``."""
+        penalised = super().modify_penalised_score(penalised, frame)
+        if self.classifier is None:
+            return penalised
+        view = frame.extras.get("drol") or self.online_view(frame)
+        weight = self.config.fusion_weight
+        if weight == 0.0:
+            return penalised
+        online = resample_to_grid(view.scores, self.map_stride(), penalised.shape[-1],
+                                  self.map_stride())
+        return fuse_scores(penalised, min_max_normalise(online), weight)
 
-    def siamese_score_at(self, raw_score_map: torch.Tensor, localisation: Localisation) -> float:
-        anchor, row, col = localisation.details["best_index"]
-        return float(raw_score_map[anchor, row, col])
+
+# The authors' constants each DROL variant sets over its base's (see the module docstring).
+DROL_VARIANTS = {
+    "drol_fc": ("siamfc_alexnet", DROLFCConfig,
+                dict(window_influence=0.15, fusion_weight=0.6, template_score_gain=0.1)),
+    "drol_rpn_alexnet": ("siamrpn_alexnet", DROLRPNConfig,
+                         dict(window_influence=0.3, fusion_weight=0.8)),
+    # ResNet-50: the layer-3 features feed the classifier, the depth the ATOM-style classifier
+    # reads.
+    "drol_rpn_r50_l234": ("siamrpn_r50_l234", DROLRPNConfig,
+                          dict(window_influence=0.25, fusion_weight=0.8, classifier_layer=1)),
+}
 
 
-def drol_config(config_cls: type, base_name: str, **overrides):
-    """The DROL config of `config_cls` carrying the registered base tracker's constants."""
+def drol_config(name: str, enabled: bool = True, **overrides):
+    """The config of DROL variant `name`: its base tracker's constants, then (when `enabled`)
+    the authors' DROL constants, else lambda 0 and no template update, then `overrides`."""
+    base_name, config_cls, drol_constants = DROL_VARIANTS[name]
     base = default_config(base_name)
     values = {field.name: getattr(base, field.name) for field in dataclasses.fields(base)}
-    return config_cls(**{**values, **overrides})
+    switches = drol_constants if enabled else dict(fusion_weight=0.0, template_update=False)
+    return config_cls(**{**values, **switches, **overrides})
 
 
 register_tracker("drol_fc", DROLFCConfig, DROLFCTracker, weights_name="siamfc_alexnet",
-                 config=drol_config(DROLFCConfig, "siamfc_alexnet"))
+                 config=drol_config("drol_fc"))
 register_tracker("drol_rpn_alexnet", DROLRPNConfig, DROLRPNTracker, weights_name="siamrpn_alexnet",
-                 config=drol_config(DROLRPNConfig, "siamrpn_alexnet"))
-# ResNet-50: the layer-3 features feed the classifier, the depth the ATOM-style classifier reads.
+                 config=drol_config("drol_rpn_alexnet"))
 register_tracker("drol_rpn_r50_l234", DROLRPNConfig, DROLRPNTracker,
-                 weights_name="siamrpn_r50_l234",
-                 config=drol_config(DROLRPNConfig, "siamrpn_r50_l234", classifier_layer=1))
+                 weights_name="siamrpn_r50_l234", config=drol_config("drol_rpn_r50_l234"))

@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from siam_tracking_ros.core.online.classifier import (
-    FrameState, OnlineClassifier, OnlineClassifierConfig, gaussian_labels)
+    AttentionWeights, FrameState, OnlineClassifier, OnlineClassifierConfig, compress,
+    dual_attention, gaussian_labels, response_activation)
 
 CHANNELS, SIZE = 8, 15
 CENTRE = (SIZE - 1) // 2
@@ -90,22 +91,29 @@ def _classifier_with_memory(config: OnlineClassifierConfig) -> OnlineClassifier:
     return classifier
 
 
-def _map_with_peaks(peak: float, second: float) -> torch.Tensor:
+# On the 16 x 16 map (centre 7.5) the peak sits at (8, 8), near the centre; (1, 1) lies beyond
+# 0.8 x half the side (6.4 cells) from it, (8, 12) within.
+FAR, NEAR = (1, 1), (8, 12)
+
+
+def _map_with_peaks(peak: float, second: float, second_at=FAR) -> torch.Tensor:
     scores = torch.zeros(SIZE + 1, SIZE + 1)
     scores[8, 8] = peak
-    scores[1, 1] = second
+    scores[second_at] = second
     return scores
 
 
-@pytest.mark.parametrize("peak, second, state", [
-    (0.2, 0.0, FrameState.NOT_FOUND),
-    (0.9, 0.75, FrameState.DISTRACTOR),
-    (0.9, 0.6, FrameState.HARD_NEGATIVE),
-    (0.9, 0.4, FrameState.NORMAL),
+@pytest.mark.parametrize("peak, second, second_at, state", [
+    (0.2, 0.0, FAR, FrameState.NOT_FOUND),
+    (0.9, 0.75, NEAR, FrameState.DISTRACTOR),       # strong second peak, both near: uncertain
+    (0.9, 0.75, FAR, FrameState.HARD_NEGATIVE),     # strong second peak far out: learn from it
+    (0.9, 0.6, FAR, FrameState.HARD_NEGATIVE),
+    (0.9, 0.6, NEAR, FrameState.HARD_NEGATIVE),
+    (0.9, 0.4, FAR, FrameState.NORMAL),
 ])
-def test_analysis_thresholds(peak, second, state):
+def test_analysis_thresholds(peak, second, second_at, state):
     classifier = OnlineClassifier(CHANNELS)
-    analysis = classifier.analyse(_map_with_peaks(peak, second), (2.0, 2.0))
+    analysis = classifier.analyse(_map_with_peaks(peak, second, second_at), (2.0, 2.0))
     assert analysis.state is state
     assert analysis.peak_score == pytest.approx(peak)
     assert analysis.peak_offset == (0.5, 0.5)
@@ -125,7 +133,7 @@ def test_update_schedule_memory_and_learning_rates():
     sample = classifier.memory.features[:1]
     normal = classifier.analyse(_map_with_peaks(0.9, 0.1), (3.0, 3.0))
     absent = classifier.analyse(_map_with_peaks(0.1, 0.0), (3.0, 3.0))
-    distractor = classifier.analyse(_map_with_peaks(0.9, 0.85), (3.0, 3.0))
+    distractor = classifier.analyse(_map_with_peaks(0.9, 0.85, NEAR), (3.0, 3.0))
     hard = classifier.analyse(_map_with_peaks(0.9, 0.6), (3.0, 3.0))
 
     assert classifier.update(sample, normal, (0.0, 0.0), (3.0, 3.0)) is False
@@ -144,6 +152,42 @@ def test_update_schedule_memory_and_learning_rates():
     weights = classifier.memory.weights
     hard_rate, rate = config.hard_negative_learning_rate, config.learning_rate
     assert float(weights[-1] / weights[-2]) == pytest.approx(hard_rate / (rate * (1 - hard_rate)))
+
+
+def test_attention_adds_the_spatially_and_the_channel_reweighted_maps():
+    generator = torch.Generator().manual_seed(3)
+    features = torch.randn(2, 4, 3, 3, generator=generator)
+    weights = AttentionWeights(fc1_weight=torch.randn(2, 4, generator=generator),
+                               fc2_weight=torch.randn(4, 2, generator=generator))
+    spatial = torch.sigmoid(features.mean(dim=1, keepdim=True))
+    pooled = features.mean(dim=(2, 3))
+    channel = torch.sigmoid(torch.relu(pooled @ weights.fc1_weight.T) @ weights.fc2_weight.T)
+    expected = features * spatial + features * channel[:, :, None, None]
+    torch.testing.assert_close(dual_attention(features, weights), expected)
+    # Not the product form x * spatial * channel.
+    assert not torch.allclose(dual_attention(features, weights),
+                              features * spatial * channel[:, :, None, None])
+
+
+def test_compression_is_linear_and_the_fit_activation_saturates_at_minus_slope():
+    features = torch.tensor([[[[1.0]], [[-2.0]]]])
+    weight = torch.tensor([[[[1.0]], [[1.0]]]])
+    assert float(compress(features, weight)) == -1.0     # no ReLU after compression
+    scores = torch.tensor([-100.0, -0.05, 0.0, 0.3])
+    activated = response_activation(scores, 0.05)
+    torch.testing.assert_close(activated, torch.tensor(
+        [-0.05, 0.05 * (torch.exp(torch.tensor(-1.0)) - 1), 0.0, 0.3]))
+
+
+def test_reference_shapes_of_the_extractor():
+    config = OnlineClassifierConfig(init_gn_iter=1, init_cg_iter=2)
+    classifier = OnlineClassifier(CHANNELS, config)
+    scene = Scene(seed=2)
+    features, offsets = scene.training_set(3)
+    classifier.initialise(features, offsets, (3.0, 3.0), dropout_copies=0)
+    attention = classifier.attention
+    assert config.compressed_channels // config.attention_reduction == 32
+    assert attention.fc1_weight.shape == (32, 64) and attention.fc2_weight.shape == (64, 32)
 
 
 def test_filter_update_lowers_the_memory_loss():

@@ -3,7 +3,9 @@
 import pytest
 import torch
 
-from siam_tracking_ros.core.online.fusion import fuse_scores, min_max_normalise, resample_to_grid
+from siam_tracking_ros.core.online.fusion import (fuse_scores, min_max_normalise,
+                                                  resample_to_grid, sample_at_offsets,
+                                                  sum_normalise)
 
 
 def test_same_stride_takes_the_central_cells_exactly():
@@ -41,3 +43,15 @@ def test_normalise_and_fuse():
         fuse_scores(siamese, normalised, 1.5)
     with pytest.raises(ValueError, match="B x M x M"):
         resample_to_grid(torch.zeros(4, 4), 8.0, 3, 8.0)
+
+
+def test_sum_normalise_shifts_to_zero_and_sums_to_one():
+    scores = torch.tensor([[1.0, 2.0], [3.0, 6.0]])
+    torch.testing.assert_close(sum_normalise(scores), torch.tensor([[0.0, 0.125], [0.25, 0.625]]))
+
+
+def test_sample_at_offsets_reads_cells_and_interpolates_between_them():
+    online = torch.arange(25, dtype=torch.float32).reshape(5, 5)     # value = 5 * row + col
+    offsets = torch.tensor([[0.0, 0.0], [8.0, -8.0], [4.0, 0.0], [100.0, 0.0]])
+    torch.testing.assert_close(sample_at_offsets(online, 8.0, offsets),
+                               torch.tensor([12.0, 8.0, 12.5, 14.0]))
