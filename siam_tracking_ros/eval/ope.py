@@ -18,6 +18,7 @@ is the largest over its sequences.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import os
@@ -211,6 +212,15 @@ def sequence_paths(out_dir: Path, tracker: str, sequence: str) -> tuple[Path, Pa
     """``<out>/<tracker>/<seq>.txt`` (the boxes) and ``<seq>.json`` (its record, written last)."""
     folder = Path(out_dir) / tracker
     return folder / f'{sequence}.txt', folder / f'{sequence}.json'
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file (weights, profiles): what identifies it in a resumable run's record."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as handle:
+        for block in iter(lambda: handle.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _replace_atomically(path: Path, write: Callable[[Path], None]) -> None:

@@ -99,6 +99,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         '(default: the weights the package ships)')
     p.add_argument('--node-param', action='append', default=[], metavar='NAME:=VALUE',
                    help='extra parameter for the started nodes (repeatable)')
+    p.add_argument('--resume', action='store_true',
+                   help='keep the runs already saved in --out with the same settings and replay '
+                        'only the others (refused when they were made with other settings)')
+    p.add_argument('--workers', type=int_at_least(1), default=1,
+                   help='bags replayed at once in lockstep mode, each to a node of its own '
+                        '(default 1)')
+    p.add_argument('--quiet', action='store_true', help='no progress bar')
     _add_conversion_options(p)
     _add_replay_options(p)
 
@@ -168,7 +175,8 @@ def run_eval(args) -> int:
         sequences=tuple(args.sequences) if args.sequences else None, max_frames=args.max_frames, attach=args.attach,
         convert=_conversion_options(args), replay=_replay_options(args),
         profile=args.profile, node_parameters=tuple(args.node_param),
-        weights=tuple(Path(path) for path in args.weights))
+        weights=tuple(Path(path) for path in args.weights), resume=args.resume,
+        workers=args.workers, progress=not args.quiet)
     evaluate.evaluate(options, log=lambda line: print(line, flush=True))
     return 0
 

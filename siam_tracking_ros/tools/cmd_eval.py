@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 from pathlib import Path
 
 import yaml
@@ -120,16 +119,8 @@ class TrackerBuilder:
         config = ({} if name == CSRT_NAME else
                   dataclasses.asdict(replace_config(default_config(name), **self.overrides)))
         return {'weights': str(path) if path else None,
-                'weights_sha256': file_digest(path) if path else None,
+                'weights_sha256': ope.file_digest(path) if path else None,
                 'config': config, 'device': self.device, 'max_frames': max_frames}
-
-
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as handle:
-        for block in iter(lambda: handle.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def tracker_builder(names: list[str], weights: dict[str, Path | None], device,

@@ -15,7 +15,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +24,7 @@ pytest.importorskip('rclpy', reason='rclpy is not installed')
 pytest.importorskip('vision_msgs.msg', reason='vision_msgs is not built (colcon)')
 pytest.importorskip('siam_tracking_ros.srv', reason="this package's interfaces are not built")
 
-import torch  # noqa: E402
-
 from siam_tracking_ros.bag import convert, evaluate, live, nodes, report, score  # noqa: E402
-from siam_tracking_ros.core.checkpoints import save_checkpoint  # noqa: E402
-from siam_tracking_ros.core.registry import build_tracker, default_config  # noqa: E402
 from siam_tracking_ros.eval import datasets, synth  # noqa: E402
 from siam_tracking_ros.tools import cli, cmd_bag  # noqa: E402
 
@@ -38,32 +33,7 @@ TRACKER = 'siamfc_alexnet'
 # frame just as the offline evaluation records one.
 NODE_PARAMETERS = ('device:=cpu', 'lost_threshold:=0.0', 'recover_threshold:=0.5')
 LOCKSTEP_TOLERANCE_PX = 0.5
-
-
-@pytest.fixture(scope='module', autouse=True)
-def isolated_ros_domain():
-    """A domain of its own on this machine only, inherited by the node processes started."""
-    saved = {key: os.environ.get(key) for key in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE')}
-    os.environ['ROS_DOMAIN_ID'] = str(150 + os.getpid() % 60)
-    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-
-
-@pytest.fixture(scope='module')
-def weights(tmp_path_factory) -> Path:
-    """One weights file in the project format, given to both the node and offline eval (the
-    shipped weights where they exist, else seeded random ones)."""
-    torch.manual_seed(3)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore', UserWarning)
-        tracker = build_tracker(TRACKER, device='cpu')
-    return save_checkpoint(tmp_path_factory.mktemp('weights') / f'{TRACKER}.pth', TRACKER,
-                           tracker.model, default_config(TRACKER), {'data': 'random init (test)'})
+pytestmark = pytest.mark.usefixtures('isolated_ros_domain')  # and `weights`: test/bag/conftest.py
 
 
 @pytest.fixture(scope='module')

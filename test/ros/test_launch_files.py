@@ -208,7 +208,8 @@ def check_node(client, node: LaunchedNode, profile: str, scene) -> None:
     assert detection.detections, 'no box for a frame after the target was set'
     box = detection.detections[0].bbox
     x, y, w, h = scene.box(5)
-    assert abs(box.center.position.x - (x + w / 2)) < 8 and abs(box.center.position.y - (y + h / 2)) < 8
+    assert abs(box.center.position.x - (x + w / 2)) < 8
+    assert abs(box.center.position.y - (y + h / 2)) < 8
 
 
 def stop_cleanly(launch: LaunchProcess, nodes) -> None:
