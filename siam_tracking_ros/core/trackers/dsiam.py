@@ -54,7 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from siam_tracking_ros.core import boxes
+from siam_tracking_ros.core import boxes, windows
 from siam_tracking_ros.core.fourier import Regulariser, TransformLayer, learn_transform_layer
 from siam_tracking_ros.core.models.alexnet import SiamFCAlexNet
 from siam_tracking_ros.core.registry import register_tracker
@@ -371,6 +371,8 @@ class DSiamTracker(ExtendedSiamFCTracker):
         self.failed = False
         self.exits = 0
         self.last_upsampled: torch.Tensor | None = None
+        self.scale_penalties = windows.siamfc_scale_penalties(config.scale_num,
+                                                              config.scale_penalty)
 
     def build_extension(self, config: DSiamConfig) -> DynamicSiamese:
         response_size = (config.instance_size - config.exemplar_size) // config.total_stride + 1
@@ -426,8 +428,9 @@ class DSiamTracker(ExtendedSiamFCTracker):
         localisation = super().locate(score_map, frame)
         if not self.adapts:
             return localisation
-        penalties = self._scale_penalties[:, None, None]
-        success = float((self.last_upsampled * penalties).amax()) > 0.0
+        # max over scales of penalty x upsampled map; the penalties are positive
+        peaks = self.last_upsampled.flatten(1).amax(1).cpu().numpy()
+        success = float((self.scale_penalties * peaks).max()) > 0.0
         if not success or self.failed:
             localisation.size = start_size
         exited = self.leaves_image(localisation.center, localisation.size)
