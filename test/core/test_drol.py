@@ -218,7 +218,8 @@ def test_fc_chooses_the_scale_from_the_siamese_map_then_fuses_sum_normalised_map
     response = sum_normalise(tracker.upsample(siamese)[2])
     resampled = resample_to_grid(online, 8.0, 272, 0.5)[0]
     fused = response * 0.4 + sum_normalise(resampled) * 0.6
-    final = fused * 0.85 + tracker.window(272) * 0.15
+    window = torch.as_tensor(windows.hanning_window(272, normalise=True), dtype=torch.float32)
+    final = fused * 0.85 + window * 0.15
     assert (row, col) == divmod(int(torch.argmax(final)), 272)
     assert col > 136     # the online peak pulled the box to the right of the Siamese peak
     # The score stays the Siamese probability at the chosen position.
@@ -246,12 +247,13 @@ def test_rpn_fuses_after_the_penalty_and_takes_the_size_rate_from_the_siamese_sc
     tracker.classifier = StubClassifier(online)
     localisation = tracker.locate(score, frame)
 
-    predicted = tracker.decode(loc, size)
+    predicted = torch.as_tensor(np.asarray(tracker.decode(loc, size)),
+                                dtype=torch.float32).reshape(anchors, size, size, 4)
     target = tracker.size / frame.geometry.image_pixels_per_crop_pixel()
     penalty = windows.siamrpn_penalty(predicted[..., 2], predicted[..., 3], float(target[0]),
                                       float(target[1]), tracker.config.penalty_k)
     normalised = min_max_normalise(resample_to_grid(online, 8.0, size, 8.0))
-    window = tracker.window(size)
+    window = torch.as_tensor(windows.hanning_window(size), dtype=torch.float32)
     reference = (penalty * score * 0.2 + 0.8 * normalised) * 0.7 + window * 0.3
     fused_first = (score * 0.2 + 0.8 * normalised) * penalty * 0.7 + window * 0.3
     best = int(torch.argmax(reference))
