@@ -10,8 +10,8 @@ process never exits, every request is answered within 2 s (a configure, which lo
 within 30 s), no reply says success for a request
 that was invalid, the lifecycle state and the parameters are what the replies said, and, after
 each round, that a set_target's reply agrees with the state the node then publishes. Finally
-the node tracks the first frames of a real aerial sequence (../shared/uav_dev) exactly as the
-same tracker run in this process does.
+the node tracks the first frames of a real aerial sequence (../shared/uav_dev; without it, a
+synthetic one from eval/synth.py) exactly as the same tracker run in this process does.
 """
 
 import math
@@ -34,6 +34,7 @@ from sensor_msgs.msg import Image  # noqa: E402
 from siam_tracking_ros.core.boxes import iou, one_based_to_zero_based  # noqa: E402
 from siam_tracking_ros.core.registry import build_tracker  # noqa: E402
 from siam_tracking_ros.eval.datasets import load_uav123  # noqa: E402
+from siam_tracking_ros.eval.synth import SynthConfig, generate_sequence  # noqa: E402
 from siam_tracking_ros.ros.engine import STATE_OF_TRACK  # noqa: E402
 from siam_tracking_ros.ros.frames import stamp_to_ns  # noqa: E402
 from siam_tracking_ros.ros.requests import TargetRequestError, check_box  # noqa: E402
@@ -379,6 +380,17 @@ def node_scene_box(camera):
     return camera.scene.box(camera.index)
 
 
+def sequence_frames():
+    """The first frames of a real aerial sequence and their 1-based ground truth; without
+    ../shared/uav_dev (a user's machine), a synthetic aerial sequence from eval/synth.py."""
+    if (UAV_DEV / 'data_seq' / SEQUENCE).is_dir():
+        sequence = load_uav123(UAV_DEV, [SEQUENCE]).sequences[0].head(SEQUENCE_FRAMES)
+        return list(sequence.frames()), sequence.ground_truth
+    synthetic = generate_sequence(SEED, 0, SynthConfig(frames=SEQUENCE_FRAMES,
+                                                       out_of_view_probability=0.0))
+    return synthetic.frames, synthetic.ground_truth
+
+
 def to_xywh(detection):
     box = detection.bbox
     return np.array([box.center.position.x - box.size_x / 2,
@@ -388,12 +400,8 @@ def to_xywh(detection):
 def track_real_sequence_box_for_box(node):
     """Lockstep: each frame of the sequence goes out once its predecessor's detection came
     back; the node's boxes must be the in-process tracker's (same tracker, fp32, CPU)."""
-    if not (UAV_DEV / 'data_seq' / SEQUENCE).is_dir():
-        pytest.skip(f'{UAV_DEV} (the real aerial development sequences) is absent: the node '
-                    'was fuzzed but the real-sequence check needs it')
-    sequence = load_uav123(UAV_DEV, [SEQUENCE]).sequences[0].head(SEQUENCE_FRAMES)
-    frames = list(sequence.frames())
-    init_box = one_based_to_zero_based(sequence.ground_truth[0])
+    frames, ground_truth = sequence_frames()
+    init_box = one_based_to_zero_based(ground_truth[0])
     reference = build_tracker('siamfc_alexnet', device='cpu', precision='fp32',
                               **PROFILE_THRESHOLDS)
     reference.init(frames[0], init_box)
