@@ -203,11 +203,16 @@ class DROLMixin(abc.ABC):
     def online_view(self, frame: FrameContext, scale_index: torch.Tensor | None = None
                     ) -> OnlineView:
         """Classify one search crop of the frame (the chosen scale's) and keep the result in
-        `frame.extras['drol']` for the template rule and the update."""
-        features = self.classifier_features(frame.search_features)
-        if scale_index is not None:
-            features = features.index_select(0, scale_index.reshape(1))
-        embedded, scores = self.classifier.classify(features)
+        `frame.extras['drol']` for the template rule and the update. A crop is classified once
+        per frame: the short-term template's pass reuses the first pass's maps of its scale."""
+        key = 0 if scale_index is None else int(scale_index)
+        classified = frame.extras.setdefault("drol_classified", {})
+        if key not in classified:
+            features = self.classifier_features(frame.search_features)
+            if scale_index is not None:
+                features = features[key:key + 1]
+            classified[key] = self.classifier.classify(features)
+        embedded, scores = classified[key]
         view = OnlineView(embedded=embedded, scores=scores)
         frame.extras["drol"] = view
         return view
@@ -353,7 +358,7 @@ class DROLRPNTracker(DROLMixin, SiamRPNTracker):
         penalised = super().modify_penalised_score(penalised, frame)
         if self.classifier is None:
             return penalised
-        view = frame.extras.get("drol") or self.online_view(frame)
+        view = self.online_view(frame)
         weight = self.config.fusion_weight
         if weight == 0.0:
             return penalised
