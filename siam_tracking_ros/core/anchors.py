@@ -49,15 +49,21 @@ def anchor_grid(score_size: int, stride: int = ANCHOR_STRIDE, ratios=ANCHOR_RATI
     return grid
 
 
-def decode_deltas(deltas: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+def decode_deltas(deltas, anchors):
     """Decode RPN regression ``(4, A, S, S)`` (dx, dy, dw, dh) against anchors ``(A, S, S, 4)``.
 
     ``cx = dx * wa + xa``, ``cy = dy * ha + ya``, ``w = exp(dw) * wa``, ``h = exp(dh) * ha``.
-    Returns ``(A, S, S, 4)`` boxes ``(cx, cy, w, h)`` in the anchors' coordinates.
+    Returns ``(A, S, S, 4)`` boxes ``(cx, cy, w, h)`` in the anchors' coordinates. Torch tensors
+    or NumPy arrays (the latter compute in the anchors' dtype with NumPy's ``exp``, as pysot).
     """
-    dx, dy, dw, dh = deltas.to(anchors.dtype)
-    xa, ya, wa, ha = anchors.unbind(-1)
-    return torch.stack([dx * wa + xa, dy * ha + ya, torch.exp(dw) * wa, torch.exp(dh) * ha], -1)
+    if isinstance(deltas, torch.Tensor):
+        dx, dy, dw, dh = deltas.to(anchors.dtype)
+        xa, ya, wa, ha = anchors.unbind(-1)
+        return torch.stack([dx * wa + xa, dy * ha + ya, torch.exp(dw) * wa, torch.exp(dh) * ha],
+                           -1)
+    dx, dy, dw, dh = np.asarray(deltas).astype(anchors.dtype, copy=False)
+    xa, ya, wa, ha = np.moveaxis(anchors, -1, 0)
+    return np.stack([dx * wa + xa, dy * ha + ya, np.exp(dw) * wa, np.exp(dh) * ha], -1)
 
 
 def score_map_size(instance_size: int, exemplar_size: int, stride: int, base_size: int) -> int:

@@ -32,20 +32,29 @@ def change(ratio):
 
 def padded_side(width, height, context_amount: float = 0.5):
     """``sqrt((w + p)(h + p))`` with ``p = context_amount * (w + h)``: pysot's ``sz``, the side of
-    the exemplar's context square (unrounded). Works on floats, arrays and tensors."""
+    the exemplar's context square (unrounded). Works on floats, arrays and tensors.
+
+    A square root as both references take it (``x ** 0.5`` of a Python float is ``pow``, which
+    differs from ``sqrt`` in the last bit for about one value in a thousand)."""
     pad = (width + height) * context_amount
-    return ((width + pad) * (height + pad)) ** 0.5
+    area = (width + pad) * (height + pad)
+    return torch.sqrt(area) if isinstance(area, torch.Tensor) else np.sqrt(area)
 
 
-def siamrpn_penalty(pred_w, pred_h, target_w: float, target_h: float, penalty_k: float):
+def siamrpn_penalty(pred_w, pred_h, target_w: float, target_h: float, penalty_k: float,
+                    target_scale: float = 1.0):
     """SiamRPN scale and aspect change penalty ``exp(-(r_c * s_c - 1) * penalty_k)``.
 
-    ``pred_w/h``: predicted sizes (any shape); ``target_w/h``: previous size, all in crop pixels.
-    ``s_c`` is the change of ``padded_side`` and ``r_c`` the change of aspect ratio.
+    ``pred_w/h``: predicted sizes (any shape) in crop pixels; ``target_w/h``: previous size,
+    ``target_scale`` times it in crop pixels. ``s_c`` is the change of ``padded_side`` and ``r_c``
+    the change of aspect ratio. The arithmetic is pysot's: ratio of the unscaled target, the
+    predictions' padded side in their own dtype (float32 there), the rest in float64.
     """
     if not isinstance(pred_w, torch.Tensor):
-        pred_w, pred_h = np.asarray(pred_w, np.float64), np.asarray(pred_h, np.float64)
-    scale_change = change(padded_side(pred_w, pred_h) / padded_side(target_w, target_h))
+        pred_w, pred_h = np.asarray(pred_w), np.asarray(pred_h)
+        target_w, target_h = np.float64(target_w), np.float64(target_h)
+    target_side = padded_side(target_w * target_scale, target_h * target_scale)
+    scale_change = change(padded_side(pred_w, pred_h) / target_side)
     ratio_change = change((target_w / target_h) / (pred_w / pred_h))
     exponent = -(ratio_change * scale_change - 1.0) * penalty_k
     return torch.exp(exponent) if isinstance(exponent, torch.Tensor) else np.exp(exponent)

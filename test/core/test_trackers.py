@@ -8,6 +8,8 @@ the LOST logic must notice.
 """
 import warnings
 
+import cv2
+
 import numpy as np
 import pytest
 import torch
@@ -246,3 +248,100 @@ def test_non_finite_proposal_keeps_box_and_reports_lost(siamfc, bad_value):
     assert result.state is TrackState.LOST and result.score == 0.0
     np.testing.assert_allclose(result.box, box_before)
     assert np.all(np.isfinite(siamfc.center)) and np.all(np.isfinite(siamfc.size))
+
+
+# ---------------------------------------------------------------- reference order of locate
+def siamfc_pytorch_choice(responses: np.ndarray, scale_penalty: float, influence: float):
+    """(scale, row, col) siamfc-pytorch's update picks from raw float32 responses (S, R, R):
+    OpenCV bicubic x16 per scale, in-place penalty, argmax of maxima, in-place min shift and
+    sum normalisation, float64 window mix."""
+    up = responses.shape[-1] * 16
+    maps = np.stack([cv2.resize(r, (up, up), interpolation=cv2.INTER_CUBIC) for r in responses])
+    maps[:len(maps) // 2] *= scale_penalty
+    maps[len(maps) // 2 + 1:] *= scale_penalty
+    scale = int(np.argmax(np.amax(maps, axis=(1, 2))))
+    chosen = maps[scale]
+    chosen -= chosen.min()
+    chosen /= chosen.sum() + 1e-16
+    window = np.outer(np.hanning(up), np.hanning(up))
+    window /= window.sum()
+    chosen = (1 - influence) * chosen + influence * window
+    return (scale, *(int(v) for v in np.unravel_index(chosen.argmax(), chosen.shape)))
+
+
+def near_tie_responses(rng) -> np.ndarray:
+    """Smooth random responses whose outer scale, once penalised, equals the middle one's peak
+    to the last bit or so: where the order of float32 operations decides."""
+    base = cv2.GaussianBlur(rng.normal(size=(17, 17)).astype(np.float32), (5, 5), 1.5) * 10
+    responses = np.stack([base, base, base]).astype(np.float32)
+    responses[0] = base / np.float32(0.9745) + rng.normal(scale=1e-6, size=base.shape)
+    responses[2] += rng.normal(scale=0.05, size=base.shape).astype(np.float32)
+    return responses.astype(np.float32)
+
+
+def test_siamfc_locate_decides_as_siamfc_pytorch_on_near_ties(siamfc):
+    from siam_tracking_ros.core.trackers.base import FrameContext
+    siamfc.init(frame_with_square(40, 50), (40, 50, SQUARE, SQUARE))
+    rng = np.random.default_rng(2)
+    config = siamfc.config
+    for _ in range(40):
+        responses = near_tie_responses(rng)
+        frame = FrameContext(image=frame_with_square(40, 50), frame_index=1,
+                             geometry=siamfc.search_geometry())
+        found = siamfc.locate(torch.from_numpy(responses), frame)
+        assert found.details['best_index'] == siamfc_pytorch_choice(
+            responses, config.scale_penalty, config.window_influence)
+
+
+def pysot_choice(cls: np.ndarray, loc: np.ndarray, tracker) -> tuple[int, np.ndarray]:
+    """Index pysot's SiamRPNTracker.track picks and its (cx, cy, w, h) update, from one crop's
+    cls (2A, S, S) and loc (4A, S, S), on its numpy arrays and dtypes."""
+    config, size = tracker.config, tracker.size
+    anchors = tracker.anchors(cls.shape[-1]).reshape(-1, 4)
+    score = torch.softmax(torch.from_numpy(cls).reshape(2, -1).t(), dim=1)[:, 1].numpy()
+    delta = loc.reshape(4, -1).copy()
+    delta[0] = delta[0] * anchors[:, 2] + anchors[:, 0]
+    delta[1] = delta[1] * anchors[:, 3] + anchors[:, 1]
+    delta[2] = np.exp(delta[2]) * anchors[:, 2]
+    delta[3] = np.exp(delta[3]) * anchors[:, 3]
+
+    def side(w, h):
+        pad = (w + h) * 0.5
+        return np.sqrt((w + pad) * (h + pad))
+
+    s_z = np.sqrt((size[0] + 0.5 * np.sum(size)) * (size[1] + 0.5 * np.sum(size)))
+    scale_z = config.exemplar_size / s_z
+    scale_change = side(delta[2], delta[3]) / side(size[0] * scale_z, size[1] * scale_z)
+    ratio_change = (size[0] / size[1]) / (delta[2] / delta[3])
+    penalty = np.exp(-(np.maximum(ratio_change, 1 / ratio_change)
+                       * np.maximum(scale_change, 1 / scale_change) - 1) * config.penalty_k)
+    hanning = np.hanning(cls.shape[-1])
+    window = np.tile(np.outer(hanning, hanning).flatten(), tracker.anchor_num)
+    pscore = penalty * score * (1 - config.window_influence) + window * config.window_influence
+    best = int(np.argmax(pscore))
+    box = delta[:, best] / scale_z
+    rate = penalty[best] * score[best] * config.lr
+    return best, np.array([tracker.center[0] + box[0], tracker.center[1] + box[1],
+                           size[0] * (1 - rate) + box[2] * rate,
+                           size[1] * (1 - rate) + box[3] * rate])
+
+
+def test_siamrpn_locate_computes_as_pysot():
+    from siam_tracking_ros.core.trackers.base import FrameContext
+    from siam_tracking_ros.core.trackers.siamrpn import RPNOutput
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', UserWarning)
+        tracker = build_tracker('siamrpn_alexnet', device='cpu')
+    tracker.init(frame_with_square(40, 50), (40, 50, SQUARE + 5, SQUARE))
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        cls = rng.normal(scale=2.0, size=(10, 21, 21)).astype(np.float32)
+        loc = rng.normal(scale=0.3, size=(20, 21, 21)).astype(np.float32)
+        output = RPNOutput(torch.from_numpy(cls)[None], torch.from_numpy(loc)[None])
+        frame = FrameContext(image=frame_with_square(40, 50), frame_index=1,
+                             geometry=tracker.search_geometry(), head_output=output)
+        found = tracker.locate(tracker.score_map(output, frame), frame)
+        best, expected = pysot_choice(cls, loc, tracker)
+        anchor, row, col = found.details['best_index']
+        assert anchor * 21 * 21 + row * 21 + col == best
+        np.testing.assert_array_equal(np.concatenate([found.center, found.size]), expected)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from siam_tracking_ros.core import boxes, windows
 from siam_tracking_ros.core.models.siamese import SiamFCNet
@@ -53,10 +53,11 @@ class SiamFCTracker(SiameseTracker):
     def __init__(self, config: SiamFCConfig, device='cpu', half: bool = False):
         super().__init__(config, device, half)
         self.scale_factors = windows.siamfc_scale_factors(config.scale_num, config.scale_step)
+        # On the CPU, beside the upsampled responses.
         self._scale_penalties = torch.as_tensor(
             windows.siamfc_scale_penalties(config.scale_num, config.scale_penalty),
-            dtype=torch.float32, device=self.device)
-        self._windows: dict[int, torch.Tensor] = {}
+            dtype=torch.float32)
+        self._windows: dict[int, np.ndarray] = {}
 
     def validate_config(self, config: SiamFCConfig) -> None:
         check_common_config(config, config.total_stride)
@@ -85,25 +86,31 @@ class SiamFCTracker(SiameseTracker):
         return head_output[:, 0].float()
 
     def locate(self, score_map: torch.Tensor, frame: FrameContext) -> Localisation:
+        """siamfc-pytorch's ``update`` on its own arrays and in its order: the float32 numpy
+        responses resized by OpenCV, penalised, the scale of the highest peak, its response
+        min-shifted and divided by ``sum + 1e-16`` in float32, mixed with the float64 window,
+        argmax. Near-equal peaks are then decided exactly as the reference decides them."""
         config = self.config
-        upsampled = self.upsample(score_map)
-        penalised = upsampled * self._scale_penalties[:, None, None]
-        scale_index = torch.argmax(penalised.flatten(1).amax(1))
-        response = penalised[scale_index]
-        response = response - response.min()
-        response = response / (response.sum() + 1e-16)
-        response = self.modify_response(response, scale_index, frame)
+        upsampled = self.upsample(score_map).numpy()
+        responses = upsampled.copy()
+        middle = len(responses) // 2
+        responses[:middle] *= config.scale_penalty
+        responses[middle + 1:] *= config.scale_penalty
+        scale_index = int(np.argmax(np.amax(responses, axis=(1, 2))))
+        response = responses[scale_index]
+        response -= response.min()
+        response /= response.sum() + 1e-16
+        response = self.modify_response(torch.from_numpy(response).to(self.device),
+                                        torch.tensor(scale_index, device=self.device), frame)
+        response = response.cpu().numpy()
         influence = self.window_influence()
         response = (1 - influence) * response + influence * self.window(response.shape[-1])
-        flat_index = torch.argmax(response)
-        peak = upsampled[scale_index].flatten()[flat_index]
-        picked = torch.stack([scale_index.float(), flat_index.float(), peak]).cpu().numpy()
-        scale_index, flat_index = int(picked[0]), int(picked[1])
-        row, col = divmod(flat_index, response.shape[-1])
+        row, col = np.unravel_index(int(response.argmax()), response.shape)
+        row, col = int(row), int(col)
         center = self.score_position_to_image(row, col, frame.geometry, scale_index,
                                               upsampled=True)
         scale = (1 - config.scale_lr) + config.scale_lr * self.scale_factors[scale_index]
-        score = float(1.0 / (1.0 + np.exp(-picked[2])))
+        score = float(1.0 / (1.0 + np.exp(-float(upsampled[scale_index, row, col]))))
         return Localisation(center=center, size=self.size * scale, score=score,
                             details={'best_index': (scale_index, row, col),
                                      'scale_penalty': float(self._scale_penalties[scale_index])})
@@ -116,16 +123,19 @@ class SiamFCTracker(SiameseTracker):
 
     # ------------------------------------------------------------------ helpers
     def upsample(self, score_map: torch.Tensor) -> torch.Tensor:
-        """``(S, R, R)`` -> ``(S, R*up, R*up)`` bicubic, as siamfc-pytorch's cv2 INTER_CUBIC."""
-        size = score_map.shape[-1] * self.config.response_up
-        return F.interpolate(score_map[:, None], size=(size, size), mode='bicubic',
-                             align_corners=False)[:, 0]
+        """``(S, R, R)`` -> ``(S, R*up, R*up)`` float32 on the CPU: each scale resized by
+        ``cv2.resize`` INTER_CUBIC on the float32 numpy response, as siamfc-pytorch does."""
+        responses = score_map.detach().float().cpu().numpy()
+        size = responses.shape[-1] * self.config.response_up
+        return torch.from_numpy(np.stack([
+            cv2.resize(response, (size, size), interpolation=cv2.INTER_CUBIC)
+            for response in responses]))
 
-    def window(self, size: int) -> torch.Tensor:
-        """Normalised cosine window for an upsampled response of side ``size`` (cached)."""
+    def window(self, size: int) -> np.ndarray:
+        """siamfc-pytorch's float64 cosine window, normalised to sum 1, for an upsampled response
+        of side ``size`` (cached)."""
         if size not in self._windows:
-            self._windows[size] = torch.as_tensor(windows.hanning_window(size, normalise=True),
-                                                  dtype=torch.float32, device=self.device)
+            self._windows[size] = windows.hanning_window(size, normalise=True)
         return self._windows[size]
 
     def score_position_to_image(self, rows, cols, geometry: CropGeometry, scale_index: int = 0,
@@ -143,10 +153,15 @@ class SiamFCTracker(SiameseTracker):
         return geometry.crop_offset_to_image(offsets, scale_index)
 
     def clip_to_image(self, center, size):
-        """siamfc-pytorch clips nothing; the centre is kept in the image and the size >= 1 px."""
+        """siamfc-pytorch clips nothing; the centre is kept in the image and the size >= 1 px.
+
+        Both are rounded to float32: siamfc-pytorch keeps its centre and size in float32 arrays
+        updated in place, and its crop corners round from that state."""
         height, width = self.image_shape
         center = np.clip(np.asarray(center, dtype=np.float64), 0.0, [width, height])
-        return center, np.maximum(np.asarray(size, dtype=np.float64), 1.0)
+        size = np.maximum(np.asarray(size, dtype=np.float64), 1.0)
+        return (center.astype(np.float32).astype(np.float64),
+                size.astype(np.float32).astype(np.float64))
 
 
 register_tracker('siamfc_alexnet', SiamFCConfig, SiamFCTracker)

@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from siam_tracking_ros.core import boxes, windows
 from siam_tracking_ros.core.anchors import (ANCHOR_RATIOS, ANCHOR_SCALES, anchor_grid,
@@ -65,8 +66,8 @@ class SiamRPNTracker(SiameseTracker):
         super().__init__(config, device, half)
         self.anchor_num = len(config.anchor_ratios) * len(config.anchor_scales)
         self.head_param_deltas: dict[str, torch.Tensor] | None = None
-        self._anchors: dict[int, torch.Tensor] = {}
-        self._windows: dict[int, torch.Tensor] = {}
+        self._anchors: dict[int, np.ndarray] = {}
+        self._windows: dict[int, np.ndarray] = {}
 
     def validate_config(self, config: SiamRPNConfig) -> None:
         if config.backbone not in BACKBONES:
@@ -89,7 +90,8 @@ class SiamRPNTracker(SiameseTracker):
 
     def search_geometry(self) -> CropGeometry:
         out_size = self.search_size()
-        side = self.template_side(self.size) * out_size / self.config.exemplar_size
+        # pysot: s_x = s_z * (instance / exemplar), in this order.
+        side = self.template_side(self.size) * (out_size / self.config.exemplar_size)
         return CropGeometry(center=self.center.copy(), side=side, out_size=out_size)
 
     def run_head(self, template_features, search_features) -> RPNOutput:
@@ -97,33 +99,39 @@ class SiamRPNTracker(SiameseTracker):
         return RPNOutput(cls, loc)
 
     def score_map(self, head_output: RPNOutput, frame: FrameContext) -> torch.Tensor:
-        """Foreground probability ``(A, H, W)`` of the first search crop."""
+        """Foreground probability ``(A, H, W)`` of the first search crop: pysot's softmax over
+        the ``(A*H*W, 2)`` background / foreground pairs (the same kernel, the same bits)."""
         cls = head_output.cls[0].float()
-        return cls.reshape(2, self.anchor_num, *cls.shape[-2:]).softmax(dim=0)[1]
+        pairs = cls.reshape(2, -1).t()
+        return F.softmax(pairs, dim=1)[:, 1].reshape(self.anchor_num, *cls.shape[-2:])
 
     def locate(self, score_map: torch.Tensor, frame: FrameContext) -> Localisation:
+        """pysot's ``track`` on its own arrays and in its order: float32 scores and decoded boxes,
+        the float64 penalty against the size scaled by ``scale_z = exemplar / s_z``, the float64
+        window mix, argmax, the box divided by ``scale_z``. Near-equal candidates are then
+        decided exactly as the reference decides them."""
         config = self.config
         score_size = score_map.shape[-1]
-        predicted = self.decode(frame.head_output.loc, score_size)
-        crop_per_image = 1.0 / frame.geometry.image_pixels_per_crop_pixel()
-        target = self.size * crop_per_image
-        penalty = windows.siamrpn_penalty(predicted[..., 2], predicted[..., 3], float(target[0]),
-                                          float(target[1]), config.penalty_k)
+        score = score_map.detach().cpu().numpy().reshape(-1)
+        predicted = self.decode(frame.head_output.loc, score_size).reshape(-1, 4).T
+        # A NumPy float64 as pysot's: a Python float would leave the float32 boxes float32.
+        scale_z = np.float64(config.exemplar_size / self.template_side(self.size))
+        penalty = windows.siamrpn_penalty(predicted[2], predicted[3], self.size[0], self.size[1],
+                                          config.penalty_k, target_scale=scale_z)
+        penalised = (penalty * score).reshape(score_map.shape)
+        penalised = self.modify_penalised_score(torch.from_numpy(penalised).to(self.device), frame)
+        penalised = penalised.cpu().numpy().reshape(-1)
         influence = self.window_influence()
-        penalised = self.modify_penalised_score(penalty * score_map, frame)
         penalised = penalised * (1 - influence) + self.window(score_size) * influence
-        best = torch.argmax(penalised)
-        picked = torch.cat([predicted.reshape(-1, 4)[best], penalty.reshape(-1)[best, None],
-                            score_map.reshape(-1)[best, None]]).cpu().numpy().astype(np.float64)
-        box_in_image = picked[:4] / crop_per_image
-        penalty_best, score = picked[4], picked[5]
-        rate = penalty_best * score * config.lr
+        best = int(np.argmax(penalised))
+        box_in_image = predicted[:, best] / scale_z
+        rate = penalty[best] * score[best] * config.lr
         center = self.center + box_in_image[:2]
         size = self.size * (1 - rate) + box_in_image[2:] * rate
-        anchor, rest = divmod(int(best), score_size * score_size)
-        return Localisation(center=center, size=size, score=float(score),
+        anchor, rest = divmod(best, score_size * score_size)
+        return Localisation(center=center, size=size, score=float(score[best]),
                             details={'best_index': (anchor, *divmod(rest, score_size)),
-                                     'penalty': float(penalty_best), 'lr': float(rate)})
+                                     'penalty': float(penalty[best]), 'lr': float(rate)})
 
     def modify_penalised_score(self, penalised: torch.Tensor,
                                frame: FrameContext) -> torch.Tensor:
@@ -132,27 +140,28 @@ class SiamRPNTracker(SiameseTracker):
         return penalised
 
     # ------------------------------------------------------------------ helpers
-    def anchors(self, score_size: int) -> torch.Tensor:
-        """``(A, S, S, 4)`` anchors ``(cx, cy, w, h)`` in crop pixels from the crop centre."""
+    def anchors(self, score_size: int) -> np.ndarray:
+        """``(A, S, S, 4)`` float32 anchors ``(cx, cy, w, h)`` in crop pixels from the crop
+        centre (pysot's float32 anchors)."""
         if score_size not in self._anchors:
             grid = anchor_grid(score_size, self.config.anchor_stride, self.config.anchor_ratios,
                                self.config.anchor_scales)
-            self._anchors[score_size] = torch.as_tensor(grid, dtype=torch.float32,
-                                                        device=self.device)
+            self._anchors[score_size] = grid.astype(np.float32)
         return self._anchors[score_size]
 
-    def window(self, score_size: int) -> torch.Tensor:
-        """pysot's unnormalised cosine window, the same for every anchor ``(A, S, S)``."""
+    def window(self, score_size: int) -> np.ndarray:
+        """pysot's unnormalised float64 cosine window tiled over the anchors ``(A*S*S,)``."""
         if score_size not in self._windows:
-            window = torch.as_tensor(windows.hanning_window(score_size), dtype=torch.float32,
-                                     device=self.device)
-            self._windows[score_size] = window.expand(self.anchor_num, -1, -1)
+            self._windows[score_size] = np.tile(windows.hanning_window(score_size).reshape(-1),
+                                                self.anchor_num)
         return self._windows[score_size]
 
-    def decode(self, loc: torch.Tensor, score_size: int) -> torch.Tensor:
-        """Boxes ``(A, S, S, 4)`` ``(cx, cy, w, h)`` in crop pixels from the first crop's loc."""
-        deltas = loc[0].float().reshape(4, self.anchor_num, score_size, score_size)
-        return decode_deltas(deltas, self.anchors(score_size))
+    def decode(self, loc: torch.Tensor, score_size: int) -> np.ndarray:
+        """Boxes ``(A, S, S, 4)`` float32 ``(cx, cy, w, h)`` in crop pixels from the first crop's
+        loc, decoded with NumPy as pysot does."""
+        deltas = loc[0].detach().float().cpu().numpy()
+        return decode_deltas(deltas.reshape(4, self.anchor_num, score_size, score_size),
+                             self.anchors(score_size))
 
     def score_size(self, geometry: CropGeometry) -> int:
         return score_map_size(geometry.out_size, self.config.exemplar_size,
