@@ -313,6 +313,15 @@ def test_dsiam_without_transforms_is_siamfc_box_for_box_on_a_synthetic_sequence(
     assert not np.array_equal(tracked_boxes(dsiam_on, frames, first_box), expected)
 
 
+def test_dsiam_m_with_its_initial_fusion_maps_tracks_as_dsiam():
+    # conv4's map starts at zero (section 3.6): without trained maps DSiamM is DSiam.
+    single, multi = build("dsiam"), build("dsiam_m")
+    multi.model.appearance.load_state_dict(single.model.appearance.state_dict())
+    frames = [np.roll(textured_image(), 3 * step, axis=1) for step in range(4)]
+    np.testing.assert_array_equal(tracked_boxes(multi, frames, np.array(BOX)),
+                                  tracked_boxes(single, frames, np.array(BOX)))
+
+
 # ---------------------------------------------------------------------- training on clips
 def small_clip(steps: int = 2) -> DSiamClip:
     generator = torch.Generator().manual_seed(2)
