@@ -6,7 +6,10 @@ test_launch_files.py starts the launch files for real where ../shared/ros_src pr
 """
 
 import ast
+import os
 import py_compile
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -113,3 +116,22 @@ def test_every_value_that_differs_between_profiles_is_explained():
         for name in differing:
             index = next(i for i, line in enumerate(lines) if line.strip().startswith(f'{name}:'))
             assert lines[index - 1].strip().startswith('#'), f'{profile}.yaml: {name} unexplained'
+
+
+@pytest.mark.parametrize('program', ['tracker_node', 'siamtrack'])
+def test_installed_executables_run_with_the_interpreter_they_were_built_for(program):
+    """`ros2 run` / launch start lib/siam_tracking_ros/<program> directly: its first line must
+    name this environment's Python, not whatever `python3` is first on PATH."""
+    packages = pytest.importorskip('ament_index_python.packages',
+                                   reason='ament_index_python comes with the ROS wheels')
+    try:
+        prefix = Path(packages.get_package_prefix('siam_tracking_ros'))
+    except packages.PackageNotFoundError:
+        pytest.skip('siam_tracking_ros is not built (colcon): run `make setup`')
+    installed = prefix / 'lib' / 'siam_tracking_ros' / program
+    assert installed.read_text().splitlines()[0] == f'#!{sys.executable}'
+    if program == 'siamtrack':  # runs with a PATH that holds no venv
+        result = subprocess.run([str(installed), '--help'], capture_output=True, text=True,
+                                env={'PATH': '/usr/bin:/bin', 'HOME': os.environ.get('HOME', '/')},
+                                timeout=120)
+        assert result.returncode == 0 and 'usage: siamtrack' in result.stdout, result.stderr
