@@ -456,6 +456,8 @@ class TrackerNode(LifecycleNode):
         except ImageConversionError as error:
             raise ValueError(f'frame {format_stamp(frame.stamp_ns)} cannot be decoded: '
                              f'{error}') from error
+        finally:
+            frame.release_image()  # the history keeps the message, not a decoded copy
         message = (f'tracking from frame {format_stamp(frame.stamp_ns)} with '
                    f"'{engine.tracker_name}'")
         if later:
