@@ -218,6 +218,21 @@ def test_success_test_reads_the_penalised_upsampled_peak():
     assert not tracker.variation and tracker.failed
 
 
+def test_the_response_bias_is_part_of_the_success_test():
+    tracker = build("dsiam")
+    with torch.no_grad():
+        tracker.extension.response_bias.fill_(-2.0)
+    tracker.init(textured_image(), BOX)
+    # The score map, and so the success test, reads the head's output: the bias is in it.
+    with torch.inference_mode():
+        image = tracker.image_to_tensor(textured_image())
+        _, search = tracker.search_frame(image, tracker.search_geometry())
+        template = tracker.transform_template_features(tracker.template_features)
+        biased = tracker.run_head(template, search)
+        tracker.extension.response_bias.zero_()
+        torch.testing.assert_close(biased, tracker.run_head(template, search) - 2.0)
+
+
 def test_failure_keeps_the_size_widens_the_search_and_recovery_resets_it():
     tracker = build("dsiam")
     tracker.init(textured_image(), BOX)

@@ -24,7 +24,9 @@ computes, and this module follows:
   hamming x hann window (the reference's Gaussian factor has sigma = 100 x the exemplar size,
   i.e. it is flat);
 - the transforms are off until the first successful frame (none is learned at initialisation);
-  a frame succeeds when the penalised, upsampled peak of the (fused) response is > 0;
+  a frame succeeds when the penalised, upsampled peak of the (fused) response is > 0 (the
+  reference's response includes its network's learned bias; ``DynamicSiamese.response_bias``
+  plays that part here, 0 until trained);
 - on failure the transforms are switched off, the box keeps its size and the search side grows
   x1.1; the first success after a failure resets the search side from the target size, again
   without a size update; the search side is clamped to 0.2x-5x its initial value;
@@ -37,7 +39,8 @@ vgg19; 0.59 for siamfc"; these are SiamFC features, so the base's 0.59 is kept (
 with both transforms off is SiamFC exactly). The reference's 0.98 shrink of tall targets'
 template crops (``optpars.m``) is not applied: it would change the base's template.
 
-Trainable parts (section 3.5): ``DynamicSiamese`` holds the fusion maps and the two lambdas;
+Trainable parts (section 3.5): ``DynamicSiamese`` holds the fusion maps, the two lambdas and the
+response bias;
 ``clip_responses`` is its differentiable forward over a short clip and ``clip_loss`` the logistic
 loss of eq. (10).
 """
@@ -133,12 +136,15 @@ def layer_responses(head: nn.Module, template: Features, search: Features) -> Fe
 
 
 class DynamicSiamese(nn.Module):
-    """DSiam's learnable parameters: lambda_v, lambda_w (eqs. 5, 7) and fusion maps (eq. 9).
+    """DSiam's learnable parameters: lambda_v, lambda_w (eqs. 5, 7), fusion maps (eq. 9) and the
+    response bias.
 
     The lambdas are stored as logarithms so that gradient descent keeps them positive. The fusion
     maps are stored for every layer but conv5, whose map is one minus their sum: the maps sum to
     one by construction (eq. 9), and at initialisation conv5's map is all ones and the others all
-    zeros (section 3.6).
+    zeros (section 3.6). The bias is the one of the reference network's 'adjust' layer
+    (0.001 x xcorr + b), which its success test (score > 0) reads; siamfc-pytorch's head has none,
+    so it starts at 0 (SiamFC's response) and is learned with the rest on clips.
     """
 
     def __init__(self, layers: tuple[str, ...], response_size: int,
@@ -157,6 +163,7 @@ class DynamicSiamese(nn.Module):
             torch.tensor(math.log(suppression_regulariser)))
         self.other_fusion_maps = nn.Parameter(
             torch.zeros(len(self.other_layers), response_size, response_size))
+        self.response_bias = nn.Parameter(torch.zeros(()))
 
     @property
     def variation_regulariser(self) -> torch.Tensor:
@@ -167,7 +174,7 @@ class DynamicSiamese(nn.Module):
         return self.log_suppression_regulariser.exp()
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        """Fusion maps and the two lambdas (section 3.5)."""
+        """Fusion maps, the two lambdas (section 3.5) and the response bias."""
         return list(self.parameters())
 
     def fusion_maps(self) -> dict[str, torch.Tensor]:
@@ -177,12 +184,12 @@ class DynamicSiamese(nn.Module):
         return maps
 
     def fuse(self, responses: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Eq. (9): sum_l Upsilon^l . S^l for responses ``(N, 1, R, R)``, in float32.
-
-        A single layer (DSiam) is returned as it is: its map is all ones.
+        """Eq. (9): sum_l Upsilon^l . S^l for responses ``(N, 1, R, R)``, plus the response bias,
+        in float32. A single layer (DSiam) keeps its response: its map is all ones.
         """
+        bias = self.response_bias.float()
         if len(self.layers) == 1:
-            return responses[FUSION_REFERENCE_LAYER].float()
+            return responses[FUSION_REFERENCE_LAYER].float() + bias
         maps = self.fusion_maps()
         fused = None
         for layer in self.layers:
@@ -192,7 +199,7 @@ class DynamicSiamese(nn.Module):
                                  f"not match the {tuple(maps[layer].shape)} fusion map")
             weighted = maps[layer].float() * response
             fused = weighted if fused is None else fused + weighted
-        return fused
+        return fused + bias
 
 
 def highlighted_pair(regions: torch.Tensor, sigma: float) -> torch.Tensor:
