@@ -21,13 +21,16 @@ import torch
 WARMUP_RUNS = 3
 
 
-def _map_tensors(value: Any, function: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+def map_tensors(value: Any, function: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+    """``value`` with ``function`` applied to every tensor in it (also inside lists, tuples
+    and dicts)."""
     if isinstance(value, torch.Tensor):
         return function(value)
     if isinstance(value, (list, tuple)):
-        return type(value)(_map_tensors(item, function) for item in value)
+        items = [map_tensors(item, function) for item in value]
+        return type(value)(*items) if hasattr(value, '_fields') else type(value)(items)
     if isinstance(value, dict):
-        return {key: _map_tensors(item, function) for key, item in value.items()}
+        return {key: map_tensors(item, function) for key, item in value.items()}
     return value
 
 
@@ -47,7 +50,7 @@ class _Graph:
     def __call__(self, crops: torch.Tensor) -> Any:
         self.input.copy_(crops)
         self.graph.replay()
-        return _map_tensors(self.output, torch.Tensor.clone)
+        return map_tensors(self.output, torch.Tensor.clone)
 
 
 class GraphedFeatures:

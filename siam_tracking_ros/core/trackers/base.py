@@ -17,7 +17,7 @@ from torch import nn
 
 from siam_tracking_ros.core import boxes
 from siam_tracking_ros.core.crop import crop_and_resize, crop_and_resize_tensor, pad_colour
-from siam_tracking_ros.core.cuda_graphs import GraphedFeatures
+from siam_tracking_ros.core.cuda_graphs import GraphedFeatures, map_tensors
 from siam_tracking_ros.core.device import (check_precision, legacy_half_precision,
                                            precision_dtype, resolve_device, resolve_precision)
 from siam_tracking_ros.core.windows import padded_side
@@ -452,21 +452,14 @@ class SiameseTracker(abc.ABC):
         self.template_features = features
 
 
-def _cast_floating(value, dtype: torch.dtype):
-    if isinstance(value, torch.Tensor):
-        return value.to(dtype) if value.is_floating_point() else value
-    if isinstance(value, (list, tuple)):
-        return type(value)(_cast_floating(item, dtype) for item in value)
-    if isinstance(value, dict):
-        return {key: _cast_floating(item, dtype) for key, item in value.items()}
-    return value
-
-
 def _inputs_to_parameter_dtype(module: nn.Module, args: tuple) -> tuple:
     """Forward pre-hook of a full-precision module: floating inputs (also inside lists, tuples
     and dicts) take the dtype of the module's parameters."""
     parameter = next(module.parameters(), None)
-    return args if parameter is None else _cast_floating(args, parameter.dtype)
+    if parameter is None:
+        return args
+    return map_tensors(args, lambda tensor: tensor.to(parameter.dtype)
+                       if tensor.is_floating_point() else tensor)
 
 
 def _is_finite_proposal(localisation: Localisation) -> bool:
