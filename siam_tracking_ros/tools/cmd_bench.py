@@ -94,6 +94,9 @@ def device_precisions(device: torch.device, requested: list[str] | None) -> list
         precision = resolve_precision(name, device)
         if precision not in resolved:
             resolved.append(precision)
+    if not resolved:
+        raise ValueError(f'--precisions {",".join(names)}: fp16 is a GPU precision, nothing to '
+                         f'time on {device}; use fp32, bf16 or auto there')
     return resolved
 
 
