@@ -243,7 +243,7 @@ def print_node_vs_tracker(rows: list[dict]) -> None:
         print(f"  {row['tracker']:<18} {row['precision']:<5} {row['size']:>9}  tracker "
               f"{row['tracker_fps']:6.1f} fps p95 {row['tracker_p95_ms']:7.2f} ms | node "
               f"{row['node_fps']:6.1f} fps p95 {row['node_p95_ms']:7.2f} ms | "
-              f"x{row['fps_ratio']:.2f} fps, +{row['extra_p95_ms']:.1f} ms p95 ({verdict} "
+              f"x{row['fps_ratio']:.2f} fps, {row['extra_p95_ms']:+.1f} ms p95 ({verdict} "
               f">= {TARGET_NODE_FPS_RATIO}x, <= +{TARGET_EXTRA_P95_MS:g} ms)")
 
 
