@@ -5,9 +5,10 @@ caller gives. Per frame the harness reports
 
 * **free run**: both trackers track the sequence on their own from the same first-frame box; the
   deviation is the largest difference of the states ``(cx, cy, w, h)`` in pixels;
-* **lockstep**: a second reference tracker is set to the package tracker's state before every
-  frame, so both start the frame from the same state; its deviation is that of one frame's step;
-* **margin**: how close the free-running reference came to choosing another candidate at that
+* **lockstep**: a second package tracker is set to the reference's state before every frame, so
+  both start the frame from the same state; its deviation is that of one frame's step. This way
+  round, the references' own state (siamfc-pytorch keeps float32) is taken exactly;
+* **margin**: how close the reference came to choosing another candidate at that
   frame, ``(best - second best) / |best|`` of the values its own ``argmax`` chose from (pysot:
   ``pscore`` over all anchors; siamfc-pytorch: the smaller of the scale choice's margin and the
   margin between the two highest distinct peaks of the chosen, windowed response). A free run
@@ -125,34 +126,34 @@ class PackageTracker:
 
 @dataclass(frozen=True)
 class FrameRow:
-    """One tracked frame: free-run and lockstep deviations (px), the free reference's margin."""
+    """One tracked frame: free-run and lockstep deviations (px), the reference's margin."""
     frame: int
     free_px: float
     lockstep_px: float
     margin: float
 
 
-def run_side_by_side(package: Tracker, free_reference: Tracker, lockstep_reference: Tracker,
+def run_side_by_side(package: Tracker, reference: Tracker, lockstep_package: Tracker,
                      frames: Iterable[np.ndarray], box) -> list[FrameRow]:
     """Initialise all three on the first frame with the 0-based ``box``; track the rest.
 
-    Before each frame the lockstep reference is set to the package's state.
+    ``package`` and ``reference`` run free; before each frame ``lockstep_package`` is set to the
+    reference's state.
     """
     frames = iter(frames)
     first = next(frames)
     box = np.asarray(box, dtype=np.float64)
-    for tracker in (package, free_reference, lockstep_reference):
+    for tracker in (package, reference, lockstep_package):
         tracker.init(first, box)
     rows = []
     for index, image in enumerate(frames, start=1):
-        lockstep_reference.set_state(package.get_state())
-        package.track(image)
-        free_reference.track(image)
-        lockstep_reference.track(image)
-        ours = package.get_state()
-        rows.append(FrameRow(index, state_deviation(ours, free_reference.get_state()),
-                             state_deviation(ours, lockstep_reference.get_state()),
-                             free_reference.last_margin()))
+        lockstep_package.set_state(reference.get_state())
+        for tracker in (package, reference, lockstep_package):
+            tracker.track(image)
+        theirs = reference.get_state()
+        rows.append(FrameRow(index, state_deviation(package.get_state(), theirs),
+                             state_deviation(lockstep_package.get_state(), theirs),
+                             reference.last_margin()))
     return rows
 
 
@@ -499,9 +500,9 @@ def compare_on_sequence(tracker_name: str, spec: ReferenceSpec, weights: Weights
     sequence = sequence.head(frames)
     build_package = build_package or (lambda path: build_tracker(
         tracker_name, weights=path, device='cpu', precision='fp32'))
-    package = PackageTracker(build_package(weights.package_file))
-    free, lockstep = spec.build(weights.reference_file), spec.build(weights.reference_file)
-    return run_side_by_side(package, free, lockstep, sequence.frames(), initial_box(sequence))
+    package, lockstep = (PackageTracker(build_package(weights.package_file)) for _ in range(2))
+    return run_side_by_side(package, spec.build(weights.reference_file), lockstep,
+                            sequence.frames(), initial_box(sequence))
 
 
 def rows_as_dicts(rows: list[FrameRow]) -> list[dict]:

@@ -17,8 +17,8 @@ package) and the package's tracker side by side on dataset sequences, with the s
              the package
 
 Per frame it reports the free-run deviation (both track on their own), the lockstep deviation
-(the reference starts each frame from the package's state) and, for the free-running reference,
-the relative margin between its two best candidates. It passes when lockstep stays under
+(a second package tracker starts each frame from the reference's state) and the reference's
+relative margin between its two best candidates. It passes when lockstep stays under
 0.01 px on every frame and the free run under 0.5 px, or parts only at a near tie (margin under
 1e-4). pysot needs yacs importable (e.g. PYTHONPATH); siamfc-pytorch's got10k base class is
 provided when got10k is not installed. The reference runs on the CPU.

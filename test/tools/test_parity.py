@@ -128,9 +128,9 @@ def test_the_package_beside_itself_deviates_by_nothing(tiny_sequence):
 
 
 def test_lockstep_measures_one_frames_step_and_free_run_the_accumulated_drift(tiny_sequence):
-    package = parity.PackageTracker(seeded_tracker())
-    free, lockstep = (Shifted(seeded_tracker(), 0.02) for _ in range(2))
-    rows = parity.run_side_by_side(package, free, lockstep, tiny_sequence.frames(),
+    package, lockstep = (parity.PackageTracker(seeded_tracker()) for _ in range(2))
+    reference = Shifted(seeded_tracker(), 0.02)
+    rows = parity.run_side_by_side(package, reference, lockstep, tiny_sequence.frames(),
                                    initial_box(tiny_sequence))
     assert all(r.lockstep_px == pytest.approx(0.02, abs=1e-9) for r in rows)
     assert rows[-1].free_px > rows[0].free_px
