@@ -244,6 +244,8 @@ class TrackerNode(LifecycleNode):
         decode = compressed_image_to_bgr if compressed else raw_image_to_bgr
 
         def on_image(message):
+            if not self._active:
+                return
             received_ns = time.monotonic_ns()
             self._counters.add('frames_received')
             missing = self._stamp_gaps.observe(stamp_to_ns(message.header.stamp))
@@ -311,13 +313,20 @@ class TrackerNode(LifecycleNode):
     @logged_transition
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._engine.clear()
+        self._history.clear()  # a frame filed while deactivating
         self._slot.reopen()
         self._active = True
         self._worker = threading.Thread(target=self._work, name='tracking_worker', daemon=True)
         self._worker.start()
-        self._subscribe()
-        self._heartbeat = self.create_timer(HEARTBEAT_S, self._on_heartbeat,
-                                            callback_group=self._control_group)
+        # Subscription and heartbeat live until the node is destroyed and idle while inactive:
+        # destroying a subscription from a transition races with the executor building its wait
+        # set (rclpy raises InvalidHandle for the subscription's event handler and the process
+        # ends).
+        if self._subscription is None:
+            self._subscribe()
+        if self._heartbeat is None:
+            self._heartbeat = self.create_timer(HEARTBEAT_S, self._on_heartbeat,
+                                                callback_group=self._control_group)
         return super().on_activate(state)
 
     @logged_transition
@@ -338,12 +347,6 @@ class TrackerNode(LifecycleNode):
 
     def _stop_tracking(self) -> None:
         self._active = False
-        if self._heartbeat is not None:
-            self.destroy_timer(self._heartbeat)
-            self._heartbeat = None
-        if self._subscription is not None:
-            self.destroy_subscription(self._subscription)
-            self._subscription = None
         self._slot.close()
         if self._worker is not None:
             self._worker.join()
@@ -408,7 +411,7 @@ class TrackerNode(LifecycleNode):
 
     def _on_heartbeat(self) -> None:
         engine, status = self._engine, self._outputs.get('status')
-        if engine is None or status is None:
+        if engine is None or status is None or not self._active:
             return
         if time.monotonic_ns() - self._last_status_ns < HEARTBEAT_S * 1e9:
             return

@@ -150,6 +150,15 @@ class NodeLink:
                                      RELIABLE),
             node.create_subscription(TrackerStatus, f'{self.ns}/status', self.status, RELIABLE)]
         self._clients = {}
+        # Created before the node starts, so that the node has matched their reply readers by
+        # the first request (a reply to an unmatched reader is dropped by Fast DDS).
+        for service_type, name in ((SetTarget, 'set_target'), (Trigger, 'clear_target'),
+                                   (SelectTargetAtPoint, 'select_target_at_point'),
+                                   (GetState, 'tracker_node/get_state'),
+                                   (ChangeState, 'tracker_node/change_state'),
+                                   (SetParameters, 'tracker_node/set_parameters'),
+                                   (GetParameters, 'tracker_node/get_parameters')):
+            self.service(service_type, name)
 
     def service(self, service_type, name: str):
         key = (service_type, name)
@@ -227,10 +236,16 @@ class NodeLink:
             assert self.process.alive(), f'tracker_node exited during start:\n{self.process.log()}'
             # While the node configures itself (torch import, model load) on a busy machine its
             # lifecycle services answer late: the whole start budget applies, not one call's.
-            remaining = max(1.0, deadline - time.monotonic())
-            if (client.wait_for_service(timeout_sec=0.5)
-                    and self.lifecycle_state(timeout=remaining) == 'active'):
-                return
+            # A reply can still be lost: Fast DDS drops a response when the server has not yet
+            # matched the client's reply reader ("client will not receive response"), so ask
+            # again every few seconds.
+            remaining = min(5.0, max(1.0, deadline - time.monotonic()))
+            try:
+                if (client.wait_for_service(timeout_sec=0.5)
+                        and self.lifecycle_state(timeout=remaining) == 'active'):
+                    return
+            except AssertionError:
+                continue
         raise AssertionError(f'tracker_node did not become active:\n{self.process.log()}')
 
     def publish(self, message) -> None:
