@@ -37,6 +37,15 @@ def test_channels_last_puts_model_and_input_in_nhwc():
     assert flat.model.backbone.features[0].weight.is_contiguous()
 
 
+def test_default_layout_is_nchw_in_fp32_and_nhwc_in_reduced_precision():
+    exact = built('siamrpn_alexnet', precision='fp32')
+    assert exact.memory_format is torch.contiguous_format
+    assert not exact.model.backbone.features[0].weight.is_contiguous(
+        memory_format=torch.channels_last)
+    fast = built('siamrpn_alexnet', precision='bf16')
+    assert fast.memory_format is torch.channels_last
+
+
 @pytest.mark.parametrize('name', list_trackers())
 def test_bf16_runs_every_registered_tracker_end_to_end(name):
     frames, first_box = synthetic_frames(seed=5, count=3, size=(320, 180))

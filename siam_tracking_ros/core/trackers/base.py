@@ -52,7 +52,11 @@ class TrackerConfig:
     ``core.device.resolve_precision``); fp32, the default, tracks exactly as the references do.
     Score maps and everything after them stay float32 in every precision, and so do the parts
     ``full_precision_modules`` names. ``channels_last``: NHWC memory layout for the network and
-    its input crops on the CPU (faster convolutions, the same results up to float rounding).
+    its input crops on the CPU (faster convolutions). ``None``, the default, uses it only in
+    reduced precision: NHWC changes the order of the float32 sums (about 1e-6 relative), which
+    moved reference-weight SiamRPN boxes by up to 7e-4 px a frame and once turned a choice between
+    two candidates 0.003 apart (group2_2, frame 29), so fp32 stays NCHW, as the references run.
+    ``True`` / ``False`` force it either way.
     """
     exemplar_size: int = 127
     instance_size: int = 255
@@ -63,7 +67,7 @@ class TrackerConfig:
     lost_instance_size: int = 255
     lost_window_influence: float = 0.001
     precision: str = 'fp32'
-    channels_last: bool = True
+    channels_last: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -180,8 +184,8 @@ class SiameseTracker(abc.ABC):
         self.precision = resolve_precision(
             legacy_half_precision(config.precision, half, self.device), self.device)
         self.dtype = precision_dtype(self.precision)
-        self.memory_format = (torch.channels_last if config.channels_last and
-                              self.device.type == 'cpu' else torch.contiguous_format)
+        self.memory_format = (torch.channels_last if self.uses_channels_last(config)
+                              else torch.contiguous_format)
         self.colour_order = self.default_colour_order
         self.model: nn.Module = self.build_model(config)
         # Reduced precision on CUDA replays the backbone from CUDA graphs (core/cuda_graphs.py).
@@ -224,6 +228,14 @@ class SiameseTracker(abc.ABC):
         self.colour_order = metadata.get('colour_order') or self.default_colour_order
         self.place_model()
         return metadata
+
+    def uses_channels_last(self, config: TrackerConfig) -> bool:
+        """NHWC on the CPU when ``config.channels_last`` says so; by default in reduced precision."""
+        if self.device.type != 'cpu':
+            return False
+        if config.channels_last is None:
+            return self.precision != 'fp32'
+        return bool(config.channels_last)
 
     def place_model(self) -> None:
         """Put ``self.model`` on the device in eval mode, in the tracker's dtype and memory format,
