@@ -258,6 +258,22 @@ class NodeLink:
         assert message is not None, f'no output for frame {index}:\n{self.process.log()[-3000:]}'
         return message
 
+    def deliver(self, message, collector: 'Collector', timeout: float = 30.0,
+                resend_s: float = 1.0):
+        """Publish ``message`` and wait for ``collector``'s output for its stamp, publishing it
+        again every ``resend_s``: the camera topic is best effort, so one frame may be lost in
+        transport; a node that processes none of the copies still fails."""
+        wanted = stamp_to_ns(message.header.stamp)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.publish(message)
+            output = collector.wait_for(lambda m: stamp_to_ns(m.header.stamp) == wanted,
+                                        min(resend_s, max(0.0, deadline - time.monotonic())))
+            if output is not None:
+                return output
+        raise AssertionError(f'no output for the frame stamped {wanted} ns after '
+                             f'{timeout:.0f} s:\n{self.process.log()[-3000:]}')
+
     def detection_for(self, index: int, timeout: float = 15.0):
         return self.output_for(self.detections, index, timeout)
 

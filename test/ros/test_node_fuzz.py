@@ -406,8 +406,7 @@ def track_real_sequence_box_for_box(node):
                               **PROFILE_THRESHOLDS)
     reference.init(frames[0], init_box)
     base = 900_000
-    node.publish(harness.image_message(frames[0], stamp_of(base)))
-    node.detection_for(base, timeout=30)
+    node.deliver(harness.image_message(frames[0], stamp_of(base)), node.detections)
     reply = node.set_target(init_box, stamp=stamp_of(base), target_id='real')
     assert reply.success, reply.message
     ious = []

@@ -105,7 +105,9 @@ def test_transitions_the_state_does_not_offer_are_refused_and_the_node_stays(sta
     finally:
         next_index = camera.stop()
     assert camera.published >= 5
-    node.stream(scene, range(next_index, next_index + 4))
+    node.stream(scene, range(next_index, next_index + 3))
+    node.deliver(harness.image_message(scene.frame(next_index + 3), stamp_of(next_index + 3)),
+                 node.detections)
     assert node.set_target(scene.box(next_index + 3), target_id='after').success
     node.stream(scene, range(next_index + 4, next_index + 10))
     status = node.status_for(next_index + 9)
