@@ -66,7 +66,8 @@ def test_set_target_tracks_and_clear_target_empties(node, scene):
 
 
 def test_select_target_at_point_proposes_a_box_and_tracks(node, scene):
-    node.stream(scene, range(200, 210))
+    node.stream(scene, range(200, 209))
+    node.deliver(harness.image_message(scene.frame(209), stamp_of(209)), node.detections)
     x, y, w, h = scene.box(209)
     reply = node.select_at_point(x + w / 2, y + h / 2, stamp=stamp_of(209), label='thing')
     assert reply.success, reply.message
