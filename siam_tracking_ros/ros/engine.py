@@ -263,7 +263,7 @@ class TrackingEngine:
                          f'dropping frame {format_stamp(frame.stamp_ns)}: {error}')
             return None
         if idle:
-            return TargetUpdate(frame, NodeState.IDLE, 0.0, None, None)
+            return self._idle_if_current(frame, generation)
         with self._tracker_lock:
             return self._track_locked(frame, image, generation)
 
@@ -303,6 +303,14 @@ class TrackingEngine:
             track.score = float(result.score)
             track.last_frame, track.mismatches = frame, 0
             return TargetUpdate(frame, track.state, track.score, track.box, track.target)
+
+    def _idle_if_current(self, frame: Frame, generation: int) -> TargetUpdate | None:
+        """The IDLE update of a frame decoded while no target was set, or None when a target
+        was set meanwhile: publishing IDLE then would contradict the reply that set it."""
+        with self._state_lock:
+            if generation != self._track.generation:
+                return None
+        return TargetUpdate(frame, NodeState.IDLE, 0.0, None, None)
 
     def _clear_if_current(self, frame: Frame, generation: int) -> TargetUpdate | None:
         with self._state_lock:

@@ -192,6 +192,18 @@ def test_idle_engine_reports_idle_and_clear_drops_the_target(real_tracker):
     assert update.state == NodeState.IDLE and update.box is None and engine.target is None
 
 
+def test_an_idle_frame_decoding_while_a_target_is_set_is_not_published_as_idle(real_tracker):
+    engine = TrackingEngine(real_tracker, 'siamfc_alexnet')
+    image = numbered_frame(4).image()
+
+    def decode_while_a_target_is_set(_message):
+        engine.start(numbered_frame(5), (10, 10, 20, 20), Target('new', ''))
+        return image
+    update = engine.process(numbered_frame(6, decode=decode_while_a_target_is_set))
+    assert update is None, 'an IDLE update would contradict the reply that set the target'
+    assert engine.state == NodeState.TRACKING and engine.target.target_id == 'new'
+
+
 @pytest.mark.parametrize('box,reason', [((np.nan, 0, 5, 5), 'finite'),
                                         ((0, 0, -5, 5), 'positive'),
                                         ((10, 10, 0.3, 0.3), 'minimum side'),
