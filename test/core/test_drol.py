@@ -73,19 +73,20 @@ class Recorder:
 # ----- configs -----------------------------------------------------------------------------------
 
 def test_registered_configs_carry_base_constants_and_the_authors_drol_constants():
-    expected = {  # name: (base, window influence, lambda, v_c), from the authors' configs / paper
-        "drol_fc": ("siamfc_alexnet", 0.15, 0.6, 0.1),
-        "drol_rpn_alexnet": ("siamrpn_alexnet", 0.3, 0.8, 0.5),
-        "drol_rpn_r50_l234": ("siamrpn_r50_l234", 0.25, 0.8, 0.5),
+    expected = {  # name: (base, window influence, lambda, v_c, short-term template), from the
+        # authors' configs / paper (their AlexNet SiamRPN configs switch the template update off)
+        "drol_fc": ("siamfc_alexnet", 0.15, 0.6, 0.1, True),
+        "drol_rpn_alexnet": ("siamrpn_alexnet", 0.3, 0.8, 0.5, False),
+        "drol_rpn_r50_l234": ("siamrpn_r50_l234", 0.25, 0.8, 0.5, True),
     }
-    for name, (base_name, window, weight, gain) in expected.items():
+    for name, (base_name, window, weight, gain, template) in expected.items():
         config, base = default_config(name), default_config(base_name)
         base_fields = dataclasses.fields(SiamFCConfig if name == "drol_fc" else SiamRPNConfig)
         for field in base_fields:
             if field.name != "window_influence":
                 assert getattr(config, field.name) == getattr(base, field.name), field.name
-        assert (config.window_influence, config.fusion_weight,
-                config.template_score_gain) == (window, weight, gain)
+        assert (config.window_influence, config.fusion_weight, config.template_score_gain,
+                config.template_update) == (window, weight, gain, template)
         assert (config.template_interval, config.template_score_threshold,
                 config.template_iou_threshold) == (5, 0.75, 0.6)
         assert (config.memory_size, config.filter_regularisation, config.compressed_channels,
@@ -295,7 +296,7 @@ def test_fc_tracks_updates_memory_and_picks_a_short_term_template():
 def test_short_term_template_adopted_when_eq7_allows_and_not_otherwise(build):
     frames, boxes = _frames(4)
     for gain, expected in ((-1.0, True), (1.5, False)):
-        tracker = build(template_interval=1, template_score_threshold=0.0,
+        tracker = build(template_update=True, template_interval=1, template_score_threshold=0.0,
                         template_iou_threshold=0.0, template_score_gain=gain)
         recorder = Recorder(tracker)
         tracker.init(frames[0], boxes[0])

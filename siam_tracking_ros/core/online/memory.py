@@ -26,7 +26,11 @@ class SampleMemory:
                              f"{initial_minimum_weight}")
         self.capacity = capacity
         self.initial_minimum_weight = initial_minimum_weight
-        self._features = torch.zeros((capacity, *feature_shape), device=device, dtype=dtype)
+        # C x H x W feature maps are stored channels_last: the classifier's filter reads the
+        # whole memory as one (positions x channels) matrix (`apply_filter`).
+        layout = torch.channels_last if len(feature_shape) == 3 else torch.contiguous_format
+        self._features = torch.zeros((capacity, *feature_shape), device=device,
+                                     dtype=dtype).contiguous(memory_format=layout)
         self._labels = torch.zeros((capacity, *label_shape), device=device, dtype=dtype)
         self._weights = torch.zeros(capacity, device=device, dtype=dtype)
         self._insertion_order = torch.full((capacity,), -1, dtype=torch.long)

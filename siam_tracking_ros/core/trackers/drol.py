@@ -23,7 +23,10 @@ Switching the addition off: `drol_config(name, enabled=False)` is the base track
 from it runs no online subnet at all and tracks box for box as the base. The registered DROL
 configs (`enabled=True`) change three base constants to the authors' configs: the window
 influence (0.15 for DROL-FC, 0.3 for DROL-RPN AlexNet, 0.25 for ResNet-50), lambda (0.6 for
-DROL-FC, the paper's value; 0.8 for DROL-RPN) and v_c (0.1 for DROL-FC).
+DROL-FC, the paper's value; 0.8 for DROL-RPN) and v_c (0.1 for DROL-FC); and, as the authors'
+AlexNet DROL-RPN configs do, DROL-RPN AlexNet runs without the short-term template (eqs. 6-7).
+The classifier update follows their schedule: 5 CG iterations every 10 tracked frames and on
+every hard-negative frame, over a memory of 250 samples.
 """
 
 from __future__ import annotations
@@ -371,8 +374,9 @@ class DROLRPNTracker(DROLMixin, SiamRPNTracker):
 DROL_VARIANTS = {
     "drol_fc": ("siamfc_alexnet", DROLFCConfig,
                 dict(window_influence=0.15, fusion_weight=0.6, template_score_gain=0.1)),
+    # The authors' AlexNet DROL-RPN configs (OTB and VOT) run without the short-term template.
     "drol_rpn_alexnet": ("siamrpn_alexnet", DROLRPNConfig,
-                         dict(window_influence=0.3, fusion_weight=0.8)),
+                         dict(window_influence=0.3, fusion_weight=0.8, template_update=False)),
     # ResNet-50: the layer-3 features feed the classifier, the depth the ATOM-style classifier
     # reads.
     "drol_rpn_r50_l234": ("siamrpn_r50_l234", DROLRPNConfig,

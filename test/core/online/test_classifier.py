@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from siam_tracking_ros.core.online.classifier import (
-    AttentionWeights, FrameState, OnlineClassifier, OnlineClassifierConfig, compress,
-    dual_attention, gaussian_labels, response_activation)
+    AttentionWeights, FrameState, OnlineClassifier, OnlineClassifierConfig, apply_filter,
+    compress, dual_attention, gaussian_labels, response_activation)
 
 CHANNELS, SIZE = 8, 15
 CENTRE = (SIZE - 1) // 2
@@ -177,6 +177,26 @@ def test_compression_is_linear_and_the_fit_activation_saturates_at_minus_slope()
     activated = response_activation(scores, 0.05)
     torch.testing.assert_close(activated, torch.tensor(
         [-0.05, 0.05 * (torch.exp(torch.tensor(-1.0)) - 1), 0.0, 0.3]))
+
+
+@pytest.mark.parametrize("kernel", [3, 4, 5])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_filter_is_the_padded_correlation_with_its_gradients(kernel, layout):
+    generator = torch.Generator().manual_seed(kernel)
+    features = torch.randn(3, CHANNELS, 9, 9, generator=generator).contiguous(memory_format=layout)
+    weight = torch.randn(1, CHANNELS, kernel, kernel, generator=generator)
+    fast, reference = weight.clone().requires_grad_(True), weight.clone().requires_grad_(True)
+    scores = apply_filter(features, fast)
+    expected = F.conv2d(features, reference, padding=kernel // 2)[:, 0]
+    torch.testing.assert_close(scores, expected)
+    # First and second derivatives (the Gauss-Newton products differentiate a gradient).
+    upstream = torch.randn(scores.shape, generator=generator, requires_grad=True)
+    grad_fast, = torch.autograd.grad(scores, fast, upstream, create_graph=True)
+    grad_reference, = torch.autograd.grad(expected, reference, upstream, create_graph=True)
+    torch.testing.assert_close(grad_fast, grad_reference)
+    direction = torch.randn(weight.shape, generator=generator)
+    torch.testing.assert_close(torch.autograd.grad(grad_fast, upstream, direction)[0],
+                               torch.autograd.grad(grad_reference, upstream, direction)[0])
 
 
 def test_reference_shapes_of_the_extractor():
