@@ -13,6 +13,12 @@ elsewhere), summed over the clip.
 
 Clip crops get no photometric augmentation: V and W are regressions between frames of the clip,
 and independent colour changes per frame would teach them to undo the augmentation.
+
+``fit_response_bias`` fits the one number DSiam's success test needs from its SiamFC network: the
+bias of the reference network's 'adjust' layer, which siamfc-pytorch's head lacks. The reference
+learned it in SiamFC's own training, with SiamFC's balanced logistic loss on SiamFC's training
+pairs; here the SiamFC network is frozen and the bias alone is fitted the same way (a convex
+problem in one variable): ``python -m siam_tracking_ros.train.dsiam_recipe --data DIR ...``.
 """
 
 from __future__ import annotations
@@ -24,10 +30,10 @@ from siam_tracking_ros.core import boxes
 from siam_tracking_ros.core.crop import crop_and_resize_reference
 from siam_tracking_ros.core.trackers.dsiam import DSiamClip, clip_loss, clip_responses
 from siam_tracking_ros.train.augment import AugmentConfig, CropConfig, box_in_crop
-from siam_tracking_ros.train.losses import siamfc_labels
-from siam_tracking_ros.train.pairs import PairSamplingConfig
+from siam_tracking_ros.train.losses import balanced_logistic_loss, siamfc_labels
+from siam_tracking_ros.train.pairs import ImageCache, PairSampler, PairSamplingConfig
 from siam_tracking_ros.train.recipes import (SIAMFC_POSITIVE_RADIUS, SIAMFC_STRIDE, RecipeConfig,
-                                             TrainingRecipe, batch_to_model_input,
+                                             SiamFCRecipe, TrainingRecipe, batch_to_model_input,
                                              load_extended_init, register_recipe, set_trainable)
 
 CLIP_STEPS = 3
@@ -152,3 +158,79 @@ class DSiamClipRecipe(TrainingRecipe):
 
 register_recipe('dsiam', DSiamClipRecipe)
 register_recipe('dsiam_m', DSiamClipRecipe)
+
+
+# ---------------------------------------------------------------------- the success test's bias
+def siamfc_training_responses(network, colour_order: str, tracks, pairs: int, seed: int,
+                              device='cpu', batch_size: int = 16):
+    """Frozen SiamFC responses ``(pairs, 1, R, R)`` and labels ``(pairs, R, R)`` on SiamFC
+    training pairs of ``tracks`` (``SiamFCRecipe``'s sampling, crops and augmentation)."""
+    if pairs < 1:
+        raise ValueError(f'need at least one pair, got {pairs}')
+    recipe = SiamFCRecipe('siamfc_alexnet')
+    sampler, cache = PairSampler(tracks, recipe.sampling), ImageCache()
+    rng = np.random.default_rng(seed)
+    responses, labels = [], []
+    with torch.no_grad():
+        for start in range(0, pairs, batch_size):
+            items = [recipe.make_item(sampler.sample(rng), cache, rng)
+                     for _ in range(min(batch_size, pairs - start))]
+            template, search = (batch_to_model_input(torch.stack([item[name] for item in items]),
+                                                     colour_order, device)
+                                for name in ('template', 'search'))
+            responses.append(network(network.features(template),
+                                     network.features(search)).float().cpu())
+            labels.append(torch.stack([item['labels'] for item in items]).float())
+    return torch.cat(responses), torch.cat(labels)
+
+
+def fit_response_bias(responses: torch.Tensor, labels: torch.Tensor, steps: int = 50) -> float:
+    """The bias b minimising SiamFC's balanced logistic loss of ``responses + b`` (Newton's
+    method; the loss is convex in b)."""
+    bias = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    responses, labels = responses.double(), labels.double()
+    for _ in range(steps):
+        loss = balanced_logistic_loss(responses + bias, labels)
+        gradient, = torch.autograd.grad(loss, bias, create_graph=True)
+        curvature, = torch.autograd.grad(gradient, bias)
+        with torch.no_grad():
+            step = gradient / curvature.clamp(min=1e-12)
+            bias -= step
+        if abs(float(step)) < 1e-6:
+            break
+    return float(bias.detach())
+
+
+def main(argv=None) -> None:
+    import argparse
+    import json
+    from pathlib import Path
+
+    from siam_tracking_ros.core.registry import build_tracker
+    from siam_tracking_ros.train.sources import ensure_not_evaluation_set, load_tracks
+
+    parser = argparse.ArgumentParser(description='Fit DSiam\'s response bias (the reference '
+                                     'network\'s adjust-layer bias) for a SiamFC weights file.')
+    parser.add_argument('--data', nargs='+', required=True, help='sequence folders to fit on')
+    parser.add_argument('--weights', default=None, help='SiamFC file (default: the shipped one)')
+    parser.add_argument('--pairs', type=int, default=1024)
+    parser.add_argument('--seed', type=int, default=0)
+    args = parser.parse_args(argv)
+    tracks = []
+    for spec in args.data:
+        ensure_not_evaluation_set(Path(spec))
+        tracks += load_tracks(spec, Path(spec))
+    tracker = build_tracker('siamfc_alexnet', weights=args.weights, device='cpu',
+                            precision='fp32')
+    responses, labels = siamfc_training_responses(tracker.model, tracker.colour_order, tracks,
+                                                  args.pairs, args.seed)
+    bias = fit_response_bias(responses, labels)
+    loss = float(balanced_logistic_loss(responses + bias, labels))
+    print(json.dumps({'response_bias': round(bias, 4), 'pairs': args.pairs, 'seed': args.seed,
+                      'balanced_loss': round(loss, 4),
+                      'balanced_loss_without_bias': round(float(balanced_logistic_loss(
+                          responses, labels)), 4)}))
+
+
+if __name__ == '__main__':
+    main()

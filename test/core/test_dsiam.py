@@ -23,6 +23,7 @@ from siam_tracking_ros.core.trackers.dsiam import (
     highlight_weight_map,
     highlighted_pair,
 )
+from siam_tracking_ros.train.dsiam_recipe import fit_response_bias
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from base_equivalence import real_frames, synthetic_frames, tracked_boxes  # noqa: E402
@@ -32,8 +33,10 @@ BOX = (100.0, 80.0, 50.0, 40.0)
 
 
 def build(name: str, **overrides) -> DSiamTracker:
-    torch.manual_seed(0)  # a random A-Net is enough for the rules tested here
-    return build_untrained(name, device="cpu", **overrides)
+    """A random A-Net (enough for the rules tested here) and, unless overridden, no response
+    bias: the rules are tested on hand-made score maps around 0."""
+    torch.manual_seed(0)
+    return build_untrained(name, device="cpu", **{"response_bias": 0.0, **overrides})
 
 
 def textured_image(seed: int = 0) -> np.ndarray:
@@ -218,19 +221,33 @@ def test_success_test_reads_the_penalised_upsampled_peak():
     assert not tracker.variation and tracker.failed
 
 
-def test_the_response_bias_is_part_of_the_success_test():
-    tracker = build("dsiam")
-    with torch.no_grad():
-        tracker.extension.response_bias.fill_(-2.0)
+def test_the_response_bias_enters_the_success_test_only():
+    assert default_config("dsiam").response_bias < 0.0  # fitted for the shipped SiamFC file
+    tracker = build("dsiam", response_bias=-2.0)
     tracker.init(textured_image(), BOX)
-    # The score map, and so the success test, reads the head's output: the bias is in it.
-    with torch.inference_mode():
+    with torch.inference_mode():  # the score map is the head's: localisation stays SiamFC's
         image = tracker.image_to_tensor(textured_image())
         _, search = tracker.search_frame(image, tracker.search_geometry())
         template = tracker.transform_template_features(tracker.template_features)
-        biased = tracker.run_head(template, search)
-        tracker.extension.response_bias.zero_()
-        torch.testing.assert_close(biased, tracker.run_head(template, search) - 2.0)
+        unbiased = build("dsiam")
+        unbiased.model.load_state_dict(tracker.model.state_dict())
+        unbiased.extension.response_bias.zero_()
+        torch.testing.assert_close(tracker.run_head(template, search),
+                                   unbiased.run_head(template, search))
+    above = flat_map(2.5)  # peak 2.5 + bias -2 > 0: success
+    with_score_maps(tracker, [SUCCESS, above])
+    tracker.track(textured_image())  # peak 1 + bias -2 < 0: a failure
+    assert tracker.failed and not tracker.variation
+    tracker.track(textured_image())
+    assert not tracker.failed and tracker.variation
+
+
+def test_response_bias_fit_minimises_the_balanced_logistic_loss():
+    # One target cell at 3, one background cell at 1: the balanced loss is symmetric about
+    # b = -2 (target logit +1, background -1).
+    responses = torch.tensor([[[[3.0, 1.0]]]])
+    labels = torch.tensor([[[1.0, 0.0]]])
+    assert fit_response_bias(responses, labels) == pytest.approx(-2.0, abs=1e-5)
 
 
 def test_failure_keeps_the_size_widens_the_search_and_recovery_resets_it():

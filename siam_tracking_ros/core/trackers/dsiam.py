@@ -24,9 +24,14 @@ computes, and this module follows:
   hamming x hann window (the reference's Gaussian factor has sigma = 100 x the exemplar size,
   i.e. it is flat);
 - the transforms are off until the first successful frame (none is learned at initialisation);
-  a frame succeeds when the penalised, upsampled peak of the (fused) response is > 0 (the
-  reference's response includes its network's learned bias; ``DynamicSiamese.response_bias``
-  plays that part here, 0 until trained);
+  a frame succeeds when the penalised, upsampled peak of the (fused) response is > 0. The
+  reference's response includes the learned bias of its SiamFC network's 'adjust' layer
+  (0.001 x xcorr + b, fitted in SiamFC's training with its balanced logistic loss), so its test
+  is "the network calls the peak a target". siamfc-pytorch's head (this package's base) has no
+  bias, so ``DSiamConfig.response_bias`` (``DynamicSiamese.response_bias``) supplies it: fitted
+  for the shipped SiamFC file the way the reference's was, by SiamFC's balanced logistic loss on
+  SiamFC training pairs (``train.dsiam_recipe.fit_response_bias``). It enters the success test
+  only: localisation stays the base's, so with both transforms off DSiam is SiamFC exactly;
 - on failure the transforms are switched off, the box keeps its size and the search side grows
   x1.1; the first success after a failure resets the search side from the target size, again
   without a size update; the search side is clamped to 0.2x-5x its initial value;
@@ -144,11 +149,12 @@ class DynamicSiamese(nn.Module):
     one by construction (eq. 9), and at initialisation conv5's map is all ones and the others all
     zeros (section 3.6). The bias is the one of the reference network's 'adjust' layer
     (0.001 x xcorr + b), which its success test (score > 0) reads; siamfc-pytorch's head has none,
-    so it starts at 0 (SiamFC's response) and is learned with the rest on clips.
+    so it starts at ``response_bias`` (see ``DSiamConfig``).
     """
 
     def __init__(self, layers: tuple[str, ...], response_size: int,
-                 variation_regulariser: float, suppression_regulariser: float) -> None:
+                 variation_regulariser: float, suppression_regulariser: float,
+                 response_bias: float = 0.0) -> None:
         super().__init__()
         if FUSION_REFERENCE_LAYER not in layers:
             raise ValueError(f"DSiam layers must include {FUSION_REFERENCE_LAYER}, got {layers}")
@@ -163,7 +169,7 @@ class DynamicSiamese(nn.Module):
             torch.tensor(math.log(suppression_regulariser)))
         self.other_fusion_maps = nn.Parameter(
             torch.zeros(len(self.other_layers), response_size, response_size))
-        self.response_bias = nn.Parameter(torch.zeros(()))
+        self.response_bias = nn.Parameter(torch.tensor(float(response_bias)))
 
     @property
     def variation_regulariser(self) -> torch.Tensor:
@@ -184,12 +190,12 @@ class DynamicSiamese(nn.Module):
         return maps
 
     def fuse(self, responses: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Eq. (9): sum_l Upsilon^l . S^l for responses ``(N, 1, R, R)``, plus the response bias,
-        in float32. A single layer (DSiam) keeps its response: its map is all ones.
+        """Eq. (9): sum_l Upsilon^l . S^l for responses ``(N, 1, R, R)``, in float32. A single
+        layer (DSiam) keeps its response: its map is all ones. The response bias is not added
+        here (the tracker's localisation is its base's); ``biased`` adds it.
         """
-        bias = self.response_bias.float()
         if len(self.layers) == 1:
-            return responses[FUSION_REFERENCE_LAYER].float() + bias
+            return responses[FUSION_REFERENCE_LAYER].float()
         maps = self.fusion_maps()
         fused = None
         for layer in self.layers:
@@ -199,7 +205,11 @@ class DynamicSiamese(nn.Module):
                                  f"not match the {tuple(maps[layer].shape)} fusion map")
             weighted = maps[layer].float() * response
             fused = weighted if fused is None else fused + weighted
-        return fused + bias
+        return fused
+
+    def biased(self, response: torch.Tensor) -> torch.Tensor:
+        """The response as the reference network scores it: plus its adjust layer's bias."""
+        return response + self.response_bias.float()
 
 
 def highlighted_pair(regions: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -275,7 +285,8 @@ def clip_responses(network: nn.Module, dynamic: DynamicSiamese, clip: DSiamClip,
                 dynamic.suppression_regulariser, suppression_rate)
         template = apply_transforms(first, variation)
         search = apply_transforms(features(clip.searches[:, step]), suppression)
-        responses.append(dynamic.fuse(layer_responses(network.head, template, search)))
+        responses.append(dynamic.biased(dynamic.fuse(layer_responses(network.head, template,
+                                                                     search))))
     return torch.stack(responses, dim=1)
 
 
@@ -305,10 +316,17 @@ class DSiamConfig(SiamFCConfig):
     how many frames with the box leaving the image move it to the image centre (0: never). The
     search crop keeps the instance size while LOST (``lost_instance_size`` must equal
     ``instance_size``) because W and the fusion maps are learned at that size.
+    ``response_bias``: the bias the success test adds to the response (the reference network's,
+    which siamfc-pytorch's head lacks); another SiamFC weights file needs its own fit.
     """
 
     layers: tuple[str, ...] = ("conv5",)
     lost_instance_size: int = 255
+    # The reference network's adjust-layer bias for the shipped siamfc_alexnet.pth: fitted by
+    # ``python -m siam_tracking_ros.train.dsiam_recipe --data TRAIN --pairs 1024 --seed 0``
+    # (TRAIN: ../shared/train/sequences without Animal1, Yacht2, Couple, Woman, Skiing,
+    # KiteSurf); SiamFC's balanced logistic loss 0.477 -> 0.337 with it.
+    response_bias: float = -1.5547
     variation_regulariser: float = 1e-5
     suppression_regulariser: float = 10.0
     variation_rate: float = 0.49
@@ -384,7 +402,7 @@ class DSiamTracker(ExtendedSiamFCTracker):
     def build_extension(self, config: DSiamConfig) -> DynamicSiamese:
         response_size = (config.instance_size - config.exemplar_size) // config.total_stride + 1
         return DynamicSiamese(config.layers, response_size, config.variation_regulariser,
-                              config.suppression_regulariser)
+                              config.suppression_regulariser, config.response_bias)
 
     def full_precision_modules(self) -> list[nn.Module]:
         # Lambdas and fusion maps: the Fourier solve and the fusion run in float32.
@@ -435,9 +453,9 @@ class DSiamTracker(ExtendedSiamFCTracker):
         localisation = super().locate(score_map, frame)
         if not self.adapts:
             return localisation
-        # max over scales of penalty x upsampled map; the penalties are positive
-        peaks = self.last_upsampled.flatten(1).amax(1).cpu().numpy()
-        success = float((self.scale_penalties * peaks).max()) > 0.0
+        # max over scales of penalty x upsampled map, as the reference network scores it
+        peaks = self.extension.biased(self.last_upsampled.flatten(1).amax(1).float())
+        success = float((self.scale_penalties * peaks.cpu().numpy()).max()) > 0.0
         if not success or self.failed:
             localisation.size = start_size
         exited = self.leaves_image(localisation.center, localisation.size)
