@@ -7,6 +7,7 @@ trackers (DROL, SA-Siam, DSiam, CLNet) override the optional ones.
 from __future__ import annotations
 
 import abc
+import copy
 import enum
 from dataclasses import dataclass, field
 from typing import Any
@@ -248,6 +249,19 @@ class SiameseTracker(abc.ABC):
         if self.graphed_features is not None:
             self.graphed_features.reset()
 
+    def sibling(self) -> SiameseTracker:
+        """Another tracker of this kind and config on the same network: its model (modules,
+        parameters, buffers) and CUDA graphs are this tracker's objects, so the weights are
+        loaded once; everything else (colour order, caches, target state) is a copy of this
+        tracker's as it is now, and ``init`` sets the target's own. Load weights before making
+        siblings: the colour order a file sets is the loading tracker's. Several targets are
+        tracked by siblings (``core.multi_target``)."""
+        shared = [self.model, *self.model.modules(), *self.model.parameters(),
+                  *self.model.buffers()]
+        if self.graphed_features is not None:
+            shared.append(self.graphed_features)
+        return copy.deepcopy(self, {id(item): item for item in shared})
+
     @property
     def name(self) -> str:
         """Registered name (set by the registry when built through it)."""
@@ -271,7 +285,15 @@ class SiameseTracker(abc.ABC):
 
     @torch.inference_mode()
     def track(self, image_bgr: np.ndarray) -> TrackResult:
-        """Locate the target in the next frame."""
+        """Locate the target in the next frame: ``prepare_frame``, the backbone on its crops
+        (``extract_features``), ``finish_frame``. ``MultiTargetTracker`` runs the same stages
+        with one backbone call on the crops of several targets."""
+        frame = self.prepare_frame(image_bgr)
+        return self.finish_frame(frame, self.extract_features(frame.crops))
+
+    def check_frame(self, image_bgr: np.ndarray) -> np.ndarray:
+        """The validated frame, or an error if ``track`` cannot take it (before ``init``, or
+        another resolution than the initial frame's). Changes no state."""
         if not self.is_initialised:
             raise RuntimeError('track() called before init(): initialise with a frame and a box')
         image_bgr = validate_image(image_bgr)
@@ -279,11 +301,24 @@ class SiameseTracker(abc.ABC):
             raise ValueError(f'frame size {image_bgr.shape[1]}x{image_bgr.shape[0]} differs from '
                              f'the initial {self.image_shape[1]}x{self.image_shape[0]}; '
                              'call init() again after a resolution change')
+        return image_bgr
+
+    @torch.inference_mode()
+    def prepare_frame(self, image_bgr: np.ndarray) -> FrameContext:
+        """First stage of ``track``: check the frame, advance the frame index, cut the search
+        crops (``frame.geometry``, ``frame.crops``) from the current state."""
+        image_bgr = self.check_frame(image_bgr)
         self.frame_index += 1
         frame = FrameContext(image=self.frame_pixels(image_bgr), frame_index=self.frame_index)
         frame.geometry = self.search_geometry()
         frame.crops = self.crop_search(frame.image, frame.geometry)
-        frame.search_features = self.transform_search_features(self.extract_features(frame.crops))
+        return frame
+
+    @torch.inference_mode()
+    def finish_frame(self, frame: FrameContext, features: Any) -> TrackResult:
+        """Last stage of ``track``: from ``extract_features(frame.crops)`` to the committed
+        result (feature transforms, head, score map, locate, LOST rule, ``on_tracked``)."""
+        frame.search_features = self.transform_search_features(features)
         frame.template_features = self.transform_template_features(self.template_features)
         frame.head_output = self.run_head(frame.template_features, frame.search_features)
         frame.raw_score_map = self.score_map(frame.head_output, frame)
