@@ -9,9 +9,14 @@ wrapped hook synchronises the device before reading the clock, which costs a lit
 
 ``backbone_ms`` times ``extract_features`` alone on the last frame's search crops: the compute
 floor of the network. ``fps / backbone fps`` says how close to it the whole tracker runs.
+
+``time_multi_target`` does the same for a ``MultiTargetTracker`` with several targets: whole
+frames (every target) timed, stages summed over the targets' trackers, and the backbone figure
+the one batched call on all targets' crops.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,21 +104,49 @@ def time_tracking(tracker: Any, frames: list[np.ndarray], first_box, warmup: int
     ``frames``: init on the first, ``warmup`` untimed frames, then the rest timed."""
     device = getattr(tracker, 'device', torch.device('cpu'))
     tracker.init(frames[0], tuple(float(v) for v in first_box))
-    timed = frames[1 + warmup:]
-    if not timed:
-        raise ValueError(f'need more than 1 + warmup ({warmup}) frames, got {len(frames)}')
     is_siamese = stages and hasattr(tracker, 'extract_features')
-    clock = StageClock(tracker) if is_siamese else None
+    result = _time_frames(tracker.track, frames[1:], warmup, device,
+                          [StageClock(tracker)] if is_siamese else [])
+    if is_siamese:
+        result.backbone_ms = backbone_ms(tracker, frames[-1], backbone_repeats)
+    return result
+
+
+def time_multi_target(multi: Any, frames: list[np.ndarray], first_boxes: dict[str, Any],
+                      warmup: int, backbone_repeats: int = 10) -> TrackingTime:
+    """Time a ``MultiTargetTracker`` as ``time_tracking`` times one tracker: every target of
+    ``first_boxes`` (id -> 0-based box) added on the first frame, then whole frames timed. The
+    stages add up over all targets' trackers; ``backbone_ms`` is the one batched backbone call
+    on all targets' search crops."""
+    multi.clear()
+    for target_id, box in first_boxes.items():
+        multi.add(target_id, frames[0], tuple(float(v) for v in box))
+    trackers = [multi.prototype, *(multi.tracker(target_id) for target_id in multi.target_ids)]
+    result = _time_frames(multi.track, frames[1:], warmup, multi.prototype.device,
+                          [StageClock(tracker) for tracker in trackers])
+    result.backbone_ms = backbone_ms(multi, frames[-1], backbone_repeats)
+    return result
+
+
+def _time_frames(track, frames: list[np.ndarray], warmup: int, device: torch.device,
+                 clocks: list[StageClock]) -> TrackingTime:
+    """``track`` over ``warmup`` untimed frames, then the rest timed (with the ``clocks``'
+    stage times summed over them)."""
+    timed = frames[warmup:]
+    if not timed:
+        raise ValueError(f'need more than 1 + warmup ({warmup}) frames, got {len(frames) + 1}')
     samples = []
-    with clock or _no_clock():
-        for frame in frames[1:1 + warmup]:
-            tracker.track(frame)
+    with contextlib.ExitStack() as entered:
+        for clock in clocks:
+            entered.enter_context(clock)
+        for frame in frames[:warmup]:
+            track(frame)
         synchronise(device)
-        if clock:
+        for clock in clocks:
             clock.reset()
         for frame in timed:
             start = time.perf_counter()
-            tracker.track(frame)
+            track(frame)
             synchronise(device)
             samples.append(time.perf_counter() - start)
     milliseconds = np.asarray(samples) * 1e3
@@ -121,35 +154,40 @@ def time_tracking(tracker: Any, frames: list[np.ndarray], first_box, warmup: int
                           mean_ms=float(milliseconds.mean()),
                           p50_ms=float(np.percentile(milliseconds, 50)),
                           p95_ms=float(np.percentile(milliseconds, 95)))
-    if clock:
-        result.stage_ms = {stage: seconds * 1e3 / len(timed)
-                           for stage, seconds in clock.seconds.items()}
+    if clocks:
+        result.stage_ms = {stage: sum(clock.seconds[stage] for clock in clocks) * 1e3 / len(timed)
+                           for stage in STAGES}
         result.stage_ms['other'] = result.mean_ms - sum(result.stage_ms.values())
-    if is_siamese:
-        result.backbone_ms = backbone_ms(tracker, frames[-1], backbone_repeats)
     return result
-
-
-class _no_clock:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc_info):
-        return None
 
 
 @torch.inference_mode()
 def backbone_ms(tracker: Any, frame: np.ndarray, repeats: int = 10) -> float:
     """Milliseconds of ``extract_features`` on the search crops ``tracker`` would cut from
-    ``frame`` now (the tracker's state is not changed)."""
-    pixels = (tracker.frame_pixels(frame) if hasattr(tracker, 'frame_pixels')
-              else tracker.image_to_tensor(frame))
-    crops = tracker.crop_search(pixels, tracker.search_geometry())
+    ``frame`` now (the tracker's state is not changed). For a ``MultiTargetTracker``: its
+    ``batched_features`` on all its targets' crops (the stacking, the call(s), the split)."""
+    if hasattr(tracker, 'batched_features'):
+        from siam_tracking_ros.core.trackers.base import FrameContext
+        frames = [FrameContext(image=frame, frame_index=0,
+                               crops=_search_crops(tracker.tracker(target_id), frame))
+                  for target_id in tracker.target_ids]
+        device = tracker.prototype.device
+        features = lambda: tracker.batched_features(frames)  # noqa: E731
+    else:
+        crops = _search_crops(tracker, frame)
+        device = tracker.device
+        features = lambda: tracker.extract_features(crops)  # noqa: E731
     for _ in range(2):
-        tracker.extract_features(crops)
-    synchronise(tracker.device)
+        features()
+    synchronise(device)
     start = time.perf_counter()
     for _ in range(repeats):
-        tracker.extract_features(crops)
-    synchronise(tracker.device)
+        features()
+    synchronise(device)
     return (time.perf_counter() - start) * 1e3 / repeats
+
+
+def _search_crops(tracker: Any, frame: np.ndarray) -> torch.Tensor:
+    pixels = (tracker.frame_pixels(frame) if hasattr(tracker, 'frame_pixels')
+              else tracker.image_to_tensor(frame))
+    return tracker.crop_search(pixels, tracker.search_geometry())

@@ -20,6 +20,14 @@ Controlled comparisons: ``--config lost_threshold=0`` keeps every tracker out of
 the trackers N times in turn and keeps each one's median, so that a load change on a shared
 machine hits all of them alike.
 
+``--targets 1,2,4,8`` times several targets at once instead (``core.multi_target``: every
+target's search crops stacked into one backbone call per frame): per tracker, device, precision
+and size, the frame time for each number of targets and its ratio to one target's (``x 1
+target``), the batched backbone call alone (``backbone ms``), and the stages summed over the
+targets. The first target is the synthetic sequence's; the others are boxes of its size spread
+over the frame (``target_boxes``). Use ``--config lost_threshold=0`` so that no target's search
+widens.
+
 ``--node`` runs the ROS node benchmark (``tools/bench_node.py``) instead: the node's fps and
 image-to-detection latency next to the bare tracker's on the same frames.
 """
@@ -159,9 +167,97 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='time the trackers this many times in turn; report the median')
     parser.add_argument('--nanotrack', type=Path, metavar='DIR',
                         help="also time OpenCV's NanoTrack v2 from the two ONNX files in DIR")
+    parser.add_argument('--targets', type=target_counts, metavar='N,N,...',
+                        help='time several targets at once, for each of these numbers of '
+                             'targets, e.g. 1,2,4,8 (one backbone call per frame on all crops)')
     parser.add_argument('--json', type=Path, help='also write the figures to this JSON file')
     parser.add_argument('--node', action='store_true',
                         help="time the ROS node (tools/bench_node.py) next to the bare tracker")
+
+
+def target_counts(text: str) -> list[int]:
+    """``--targets``: comma-separated positive numbers of targets, in the order given."""
+    counts = []
+    for item in names_list(text):
+        if not item.isdigit() or int(item) < 1:
+            raise argparse.ArgumentTypeError(f"'{item}' is not a positive number of targets")
+        counts.append(int(item))
+    return list(dict.fromkeys(counts))
+
+
+def target_boxes(first_box, count: int, width: int, height: int) -> dict[str, np.ndarray]:
+    """``count`` target boxes by id: ``first_box``, then boxes of its size with centres spread
+    along two rows across the frame (distinct regions, so every target has its own crops)."""
+    first_box = np.asarray(first_box, dtype=np.float64)
+    size = first_box[2:]
+    found = {'target0': first_box}
+    for index in range(1, count):
+        centre = np.array([width * index / count, height * (0.3 if index % 2 else 0.7)])
+        corner = np.clip(centre - size / 2, 0.0, np.array([width, height]) - size)
+        found[f'target{index}'] = np.concatenate([corner, size])
+    return found
+
+
+def run_target_benchmark(trackers: list[str], devices: list[torch.device],
+                         sizes: list[tuple[int, int]], counts: list[int], frames: int,
+                         warmup: int, overrides: dict | None = None, repeats: int = 1,
+                         precisions: list[str] | None = None) -> dict:
+    """Frame time against the number of targets tracked at once; the JSON-ready figures.
+
+    The numbers of targets are timed in turn ``repeats`` times (each one's median kept), so a
+    load change on a shared machine hits all of them alike."""
+    from siam_tracking_ros.core.benchmark import time_multi_target
+    from siam_tracking_ros.core.multi_target import MultiTargetTracker
+    from siam_tracking_ros.core.registry import build_tracker
+
+    rows = []
+    for width, height in sizes:
+        clip, first_box = bench_frames(width, height, 1 + warmup + frames)
+        for device in devices:
+            auto = resolve_precision('auto', device)
+            for precision in device_precisions(device, precisions):
+                for name in trackers:
+                    prototype = build_tracker(name, device=device, precision=precision,
+                                              **(overrides or {}))
+                    multi = MultiTargetTracker(lambda: prototype)
+                    timings = {count: [] for count in counts}
+                    for _ in range(repeats):
+                        for count in counts:
+                            timings[count].append(time_multi_target(
+                                multi, clip, target_boxes(first_box, count, width, height),
+                                warmup))
+                    figures = {count: _median_time(values) for count, values in timings.items()}
+                    single = figures.get(1)
+                    rows += [{'tracker': name, 'device': str(device), 'size': f'{width}x{height}',
+                              'precision': precision, 'auto': precision == auto,
+                              'targets': count, 'fps': timing.fps, 'ms_per_frame': timing.mean_ms,
+                              'p95_ms': timing.p95_ms,
+                              'ratio_to_single': (timing.mean_ms / single.mean_ms
+                                                  if single else None),
+                              'backbone_ms': timing.backbone_ms, 'stage_ms': timing.stage_ms}
+                             for count, timing in figures.items()]
+                    multi.clear()
+    return {'rows': rows, 'targets': counts, 'frames': frames, 'warmup': warmup,
+            'repeats': repeats, 'config_overrides': overrides or {},
+            'torch_threads': torch.get_num_threads(),
+            'cpu': platform.processor() or platform.machine(),
+            'gpu': torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+
+
+def targets_table(rows: list[dict]) -> str:
+    headers = ['tracker', 'device', 'precision', 'size', 'targets', 'ms/frame', 'p95 ms',
+               'x 1 target', 'backbone ms']
+    lines = [[row['tracker'], row['device'], row['precision'] + ('=auto' if row['auto'] else ''),
+              row['size'], row['targets'], row['ms_per_frame'], row['p95_ms'],
+              row['ratio_to_single'], row['backbone_ms']] for row in rows]
+    return format_table(headers, lines)
+
+
+def targets_stage_table(rows: list[dict]) -> str:
+    stages = list(STAGES) + ['other']
+    lines = [[row['tracker'], row['precision'], row['size'], row['targets'],
+              *(row['stage_ms'].get(stage) for stage in stages)] for row in rows]
+    return format_table(['ms per frame in', 'precision', 'size', 'targets', *stages], lines)
 
 
 def run_node_benchmark(args: argparse.Namespace) -> int:
@@ -284,12 +380,17 @@ def run(args: argparse.Namespace) -> int:
     if not csrt_available():
         print('OpenCV CSRT is not available in this OpenCV build (needs opencv-contrib): '
               'timing the trackers without the CSRT ratio', file=sys.stderr)
-    result = run_benchmark(trackers, devices, args.sizes, args.frames, args.warmup,
-                           args.baseline, parse_overrides(args.config), args.repeats,
-                           args.precisions, args.nanotrack)
-    print(speed_table(result['rows'], args.baseline))
-    print()
-    print(stage_table(result['rows']))
+    if args.targets:
+        result = run_target_benchmark(trackers, devices, args.sizes, args.targets, args.frames,
+                                      args.warmup, parse_overrides(args.config), args.repeats,
+                                      args.precisions)
+        tables = [targets_table(result['rows']), targets_stage_table(result['rows'])]
+    else:
+        result = run_benchmark(trackers, devices, args.sizes, args.frames, args.warmup,
+                               args.baseline, parse_overrides(args.config), args.repeats,
+                               args.precisions, args.nanotrack)
+        tables = [speed_table(result['rows'], args.baseline), stage_table(result['rows'])]
+    print('\n\n'.join(tables))
     if args.json:
         write_json(args.json, result)
         print(f'figures written to {args.json}')
