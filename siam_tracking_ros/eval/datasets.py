@@ -3,7 +3,10 @@
 Two layouts are read:
 
 * UAV123 (also DTB70 / UAVDT sequences converted to it): ``data_seq/<seq>/NNNNNN.jpg`` and
-  ``anno/<seq>.txt``.
+  ``anno/<seq>.txt``. A sequence with several targets has a folder of ground-truth files
+  instead, one per target: ``anno/<seq>/<target>.txt``; each target is read as a sequence of its
+  own named ``<seq>/<target>`` on the frames of ``data_seq/<seq>`` (naming ``<seq>`` selects all
+  its targets). Single- and multi-target sequences may sit side by side.
 * A plain folder per sequence (OTB / VOT style): ``<seq>/img/*.jpg`` or ``<seq>/*.jpg`` beside
   ``<seq>/groundtruth.txt``. A folder that itself holds ``groundtruth.txt`` is read as a dataset of
   that one sequence.
@@ -24,6 +27,8 @@ import numpy as np
 
 FRAME_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
 GROUND_TRUTH_FILE = 'groundtruth.txt'
+# Between a multi-target sequence's name and its target's: '<seq>/<target>'.
+TARGET_SEPARATOR = '/'
 _SEPARATORS = re.compile(r'[,\t ]+')
 
 
@@ -175,19 +180,45 @@ def is_uav123_layout(root: Path) -> bool:
 
 
 def load_uav123(root: Path, names: SequenceType[str] | None = None) -> Dataset:
-    """Read a UAV123-layout dataset; only the sequences in ``names`` (all when None) are opened."""
+    """Read a UAV123-layout dataset; only the sequences in ``names`` (all when None) are opened.
+
+    A multi-target sequence ``<seq>`` gives one sequence ``<seq>/<target>`` per file of
+    ``anno/<seq>/``; ``names`` may name a whole multi-target sequence or single targets."""
     root = Path(root)
     if not is_uav123_layout(root):
         raise DatasetError(f'{root} is not a UAV123-layout dataset (needs anno/ and data_seq/)')
-    available = sorted(p.stem for p in (root / 'anno').glob('*.txt'))
-    if not available:
-        raise DatasetError(f'no annotation files (*.txt) in {root / "anno"}')
+    annotations = uav123_annotations(root / 'anno')
+    if not annotations:
+        raise DatasetError(f'no annotation files (*.txt, or <seq>/*.txt) in {root / "anno"}')
+    available = list(annotations)
     sequences = []
-    for name in _check_wanted_names(root.name, names, available):
-        gt_path = root / 'anno' / f'{name}.txt'
-        frames = list_frames(root / 'data_seq' / name)
-        sequences.append(Sequence(name, frames, read_ground_truth(gt_path), gt_path))
+    for name in _check_wanted_names(root.name, _with_targets(names, available), available):
+        frames = list_frames(root / 'data_seq' / name.split(TARGET_SEPARATOR)[0])
+        sequences.append(Sequence(name, frames, read_ground_truth(annotations[name]),
+                                  annotations[name]))
     return Dataset(root.name, tuple(sequences))
+
+
+def uav123_annotations(anno: Path) -> dict[str, Path]:
+    """Ground-truth files by sequence name, sorted: ``anno/<seq>.txt`` as ``<seq>`` and each
+    ``anno/<seq>/<target>.txt`` of a multi-target sequence as ``<seq>/<target>``."""
+    found = {path.stem: path for path in anno.glob('*.txt')}
+    for folder in (path for path in anno.iterdir() if path.is_dir()):
+        found.update({f'{folder.name}{TARGET_SEPARATOR}{path.stem}': path
+                      for path in folder.glob('*.txt')})
+    return dict(sorted(found.items()))
+
+
+def _with_targets(names: SequenceType[str] | None,
+                  available: SequenceType[str]) -> list[str] | None:
+    """``names`` with each multi-target sequence name replaced by its targets' names."""
+    if names is None:
+        return None
+    expanded = []
+    for name in names:
+        targets = [other for other in available if other.startswith(name + TARGET_SEPARATOR)]
+        expanded += targets if name not in available and targets else [name]
+    return expanded
 
 
 def _folder_sequence(folder: Path) -> Sequence:

@@ -37,7 +37,8 @@ from tqdm import tqdm
 
 from siam_tracking_ros.eval import metrics, plots
 from siam_tracking_ros.eval.conventions import DEFAULT_CONVENTION, convention as box_convention
-from siam_tracking_ros.eval.datasets import Dataset, Sequence, read_ground_truth
+from siam_tracking_ros.eval.datasets import (Dataset, Sequence, read_ground_truth,
+                                             uav123_annotations)
 from siam_tracking_ros.eval.report import format_table, write_csv, write_json
 
 RESULTS_JSON = 'results.json'
@@ -463,20 +464,23 @@ def summary_table(report: dict) -> str:
 
 
 def rescore_results(results_dir: Path, dataset: Dataset) -> dict[str, dict]:
-    """Score the box files ``<results_dir>/<tracker>/<seq>.txt`` again from scratch.
+    """Score the box files ``<results_dir>/<tracker>/<seq>.txt`` (``<seq>/<target>.txt`` for a
+    multi-target sequence) again from scratch.
 
     Returns ``{tracker: {'sequences': {seq: Score}, 'overall': Score}}``. Pass the dataset cut to
     the same frame limit the results were produced with (``Dataset.truncated``).
     """
     results_dir = Path(results_dir)
-    tracker_dirs = sorted(p for p in results_dir.iterdir() if p.is_dir() and any(p.glob('*.txt')))
+    tracker_dirs = sorted(p for p in results_dir.iterdir() if p.is_dir() and uav123_annotations(p))
     if not tracker_dirs:
         raise FileNotFoundError(f'no <tracker>/<sequence>.txt result files in {results_dir}')
     rescored = {}
     for tracker_dir in tracker_dirs:
-        boxes_by_sequence = {path.stem: read_ground_truth(path)
-                             for path in sorted(tracker_dir.glob('*.txt'))}
+        # <seq>.txt, and <seq>/<target>.txt of multi-target sequences: named as the dataset's
+        boxes_by_sequence = {name: read_ground_truth(path)
+                             for name, path in uav123_annotations(tracker_dir).items()}
         scores = score_sequences(boxes_by_sequence, dataset)
         rescored[tracker_dir.name] = {'sequences': scores,
                                       'overall': metrics.mean_score(list(scores.values()))}
     return rescored
+

@@ -14,6 +14,14 @@ written 1-based as UAV123 publishes it. A frame is marked NaN (target absent) wh
 ``MIN_UNOCCLUDED_FRACTION`` of its pixels are visible; a partly occluded target keeps its full box,
 as in the OTB / UAV123 annotations.
 
+Multi-target sequences (``targets`` > 1): the distractors in view at the first frame become
+further targets, up to ``targets - 1`` of them (a sequence has fewer when fewer are in view), each
+with its own ground truth by the same rule (hidden only by the trees drawn over the main target;
+one passing under the main target keeps its full box). They are written in the multi-target
+UAV123 layout ``anno/<seq>/<target>.txt`` (``target`` for the main target, ``object<k>`` for the
+others; ``eval.datasets``), the frames alone deciding nothing: the same seed renders the same
+frames whatever ``targets`` is.
+
 Everything random comes from ``numpy.random.Generator`` seeded per sequence from ``(seed, index)``,
 so the same seed writes byte-identical files.
 """
@@ -32,6 +40,7 @@ from siam_tracking_ros.eval.datasets import FRAME_SUFFIXES, is_uav123_layout, re
 MIN_IN_VIEW_FRACTION = 0.25
 MIN_UNOCCLUDED_FRACTION = 0.1
 SEQUENCE_NAME = 'synth_{index:03d}'
+MAIN_TARGET = 'target'  # the main target's id in a multi-target sequence
 # World side in units of the longer frame side: room for the camera to pan, zoom out and rotate.
 WORLD_SCALE = 2.8
 ZOOM_RANGE = (0.8, 1.6)
@@ -93,6 +102,7 @@ class SynthSequence:
     name: str
     frames: list[np.ndarray]
     ground_truth: np.ndarray
+    other_targets: dict[str, np.ndarray] = field(default_factory=dict)  # 1-based, by target id
 
 
 @dataclass(eq=False)
@@ -652,8 +662,10 @@ def _view_window(homography: np.ndarray, size: tuple[int, int],
 
 
 def _draw_view(scene: Scene, camera: CameraPath, t: int,
-               size: tuple[int, int]) -> tuple[np.ndarray, tuple[Sprite, tuple[int, int]], list]:
-    """Frame ``t`` before photometric effects (float32), the posed target and trees over it."""
+               size: tuple[int, int]) -> tuple[np.ndarray, list[tuple[Sprite, tuple[int, int]]],
+                                               list]:
+    """Frame ``t`` before photometric effects (float32), the posed objects (the distractors,
+    then the target last) and the trees drawn over the target."""
     homography = camera.homographies[t]
     x0, y0, x1, y1 = _view_window(homography, size, scene.background.shape[0])
     canvas = scene.background[y0:y1, x0:x1].astype(np.float32)
@@ -661,14 +673,14 @@ def _draw_view(scene: Scene, camera: CameraPath, t: int,
     def local(origin: tuple[int, int]) -> tuple[int, int]:  # world -> canvas coordinates
         return origin[0] - x0, origin[1] - y0
 
-    posed_target = None
+    posed_objects = []
     for obj in scene.distractors + [scene.target]:
         heading = -camera.rotations[t] if obj.upright else obj.headings[t]
         posed, origin = _posed_sprite(obj.sprite, obj.positions[t], heading)
         shadow = 0.15 * max(obj.sprite.alpha.shape) if obj.shadow else 0.0
         _paste(canvas, posed, local(origin), shadow_offset=shadow)
-        if obj is scene.target:
-            posed_target = (posed, origin)
+        posed_objects.append((posed, origin))
+    posed_target = posed_objects[-1]
     # Trees touching the target are drawn again over it (they hide it).
     touching = [o for o in scene.occluders if _rects_overlap(o.rect, posed_target)]
     for occluder in touching:
@@ -676,12 +688,13 @@ def _draw_view(scene: Scene, camera: CameraPath, t: int,
     to_canvas = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])
     frame = cv2.warpPerspective(canvas, homography @ to_canvas, size, flags=cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_REFLECT_101)
-    return frame, posed_target, touching
+    return frame, posed_objects, touching
 
 
 def render_sequence(rng: np.random.Generator, config: SynthConfig, scene: Scene,
                     camera: CameraPath) -> tuple[list[np.ndarray], np.ndarray]:
-    """Frames (BGR uint8) and 0-based ground truth (NaN rows where the target is absent)."""
+    """Frames (BGR uint8) and 0-based ground truth ``(objects, frames, 4)`` of the distractors
+    then the target (last), NaN rows where an object is absent."""
     size = (config.width, config.height)
     half_frame = np.array(size, np.float64) / 2
     gain = 1.0 + rng.uniform(0.03, 0.15) * smooth_noise(rng, config.frames, 20)
@@ -692,19 +705,21 @@ def render_sequence(rng: np.random.Generator, config: SynthConfig, scene: Scene,
     noise_shifts = rng.integers(0, NOISE_SHIFT + 1, (config.frames, 2))
     blurred = rng.random() < config.motion_blur_probability
     exposure = rng.uniform(0.4, 1.0)
-    frames, truth = [], np.full((config.frames, 4), np.nan)
+    frames = []
+    truth = np.full((len(scene.distractors) + 1, config.frames, 4), np.nan)
     for t in range(config.frames):
-        frame, posed_target, touching = _draw_view(scene, camera, t, size)
+        frame, posed_objects, touching = _draw_view(scene, camera, t, size)
         if blurred and t > 0:
             motion = _scene_motion(camera.homographies[t - 1], camera.homographies[t], half_frame)
             frame = _motion_blur(frame, motion, exposure)
         dx, dy = noise_shifts[t]
         frame = frame * gain[t] + noise_field[dy:dy + config.height, dx:dx + config.width]
         frames.append(np.clip(frame + 0.5, 0, 255).astype(np.uint8))
-        box, in_view = _mask_box_in_image(*posed_target, camera.homographies[t], size)
-        hidden = _occluded_fraction(*posed_target, touching)
-        if in_view >= MIN_IN_VIEW_FRACTION and 1.0 - hidden >= MIN_UNOCCLUDED_FRACTION:
-            truth[t] = box
+        for index, posed in enumerate(posed_objects):
+            box, in_view = _mask_box_in_image(*posed, camera.homographies[t], size)
+            hidden = _occluded_fraction(*posed, touching)
+            if in_view >= MIN_IN_VIEW_FRACTION and 1.0 - hidden >= MIN_UNOCCLUDED_FRACTION:
+                truth[index, t] = box
     return frames, truth
 
 
@@ -722,17 +737,25 @@ def sequence_rng(seed: int, index: int) -> np.random.Generator:
 
 
 def generate_sequence(seed: int, index: int = 0, config: SynthConfig = SynthConfig(),
-                      textures: list[np.ndarray] | None = None) -> SynthSequence:
-    """Render one synthetic sequence; ground truth is 1-based like UAV123 (NaN: absent)."""
+                      textures: list[np.ndarray] | None = None,
+                      targets: int = 1) -> SynthSequence:
+    """Render one synthetic sequence; ground truth is 1-based like UAV123 (NaN: absent).
+    ``targets`` > 1: up to ``targets - 1`` distractors in view at the first frame are targets
+    too (``other_targets``)."""
+    if targets < 1:
+        raise ValueError(f'targets must be at least 1, got {targets}')
     rng = sequence_rng(seed, index)
     scene = build_scene(rng, config, textures)
     camera = camera_path(rng, config, scene_geometry(config), scene.target)
     frames, truth = render_sequence(rng, config, scene, camera)
-    if np.isnan(truth[0]).any():
+    if np.isnan(truth[-1, 0]).any():
         # The camera starts on the target and no tree stands at the start, so this means a bug.
         raise RuntimeError(f'synthetic sequence {index} (seed {seed}) starts without a target')
+    in_view = [track for track in truth[:-1] if not np.isnan(track[0]).any()]
+    others = {f'object{number}': boxes.zero_based_to_one_based(track)
+              for number, track in enumerate(in_view[:targets - 1], start=1)}
     return SynthSequence(SEQUENCE_NAME.format(index=index), frames,
-                         boxes.zero_based_to_one_based(truth))
+                         boxes.zero_based_to_one_based(truth[-1]), others)
 
 
 def list_texture_images(folder: Path) -> list[Path]:
@@ -758,24 +781,36 @@ def sample_textures(rng: np.random.Generator, paths: list[Path],
 
 
 def write_sequence(root: Path, sequence: SynthSequence, jpeg_quality: int = 90) -> None:
-    """Write ``data_seq/<name>/%06d.jpg`` and ``anno/<name>.txt`` (``NaN,NaN,NaN,NaN`` rows)."""
+    """Write ``data_seq/<name>/%06d.jpg`` and ``anno/<name>.txt`` (``NaN,NaN,NaN,NaN`` rows), or
+    with other targets ``anno/<name>/target.txt`` and ``anno/<name>/<other>.txt``."""
     frame_dir = Path(root) / 'data_seq' / sequence.name
     frame_dir.mkdir(parents=True, exist_ok=True)
     for number, frame in enumerate(sequence.frames, start=1):
         path = frame_dir / f'{number:06d}.jpg'
         if not cv2.imwrite(str(path), frame, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]):
             raise OSError(f'cannot write {path}')
-    lines = ['NaN,NaN,NaN,NaN' if np.isnan(row).any() else ','.join(f'{v:.2f}' for v in row)
-             for row in sequence.ground_truth]
     anno_dir = Path(root) / 'anno'
-    anno_dir.mkdir(parents=True, exist_ok=True)
-    (anno_dir / f'{sequence.name}.txt').write_text('\n'.join(lines) + '\n')
+    if not sequence.other_targets:
+        anno_dir.mkdir(parents=True, exist_ok=True)
+        _write_ground_truth(anno_dir / f'{sequence.name}.txt', sequence.ground_truth)
+        return
+    (anno_dir / sequence.name).mkdir(parents=True, exist_ok=True)
+    for target, ground_truth in {MAIN_TARGET: sequence.ground_truth,
+                                 **sequence.other_targets}.items():
+        _write_ground_truth(anno_dir / sequence.name / f'{target}.txt', ground_truth)
+
+
+def _write_ground_truth(path: Path, ground_truth: np.ndarray) -> None:
+    lines = ['NaN,NaN,NaN,NaN' if np.isnan(row).any() else ','.join(f'{v:.2f}' for v in row)
+             for row in ground_truth]
+    path.write_text('\n'.join(lines) + '\n')
 
 
 def write_uav123_dataset(out_dir: Path, num_sequences: int, seed: int = 0,
                          config: SynthConfig = SynthConfig(),
-                         texture_dir: Path | None = None) -> list[str]:
-    """Generate ``num_sequences`` sequences into ``out_dir`` in UAV123 layout; returns names."""
+                         texture_dir: Path | None = None, targets: int = 1) -> list[str]:
+    """Generate ``num_sequences`` sequences into ``out_dir`` in UAV123 layout (with up to
+    ``targets`` targets each, see ``generate_sequence``); returns names."""
     if num_sequences < 1:
         raise ValueError(f'num_sequences must be at least 1, got {num_sequences}')
     texture_paths = list_texture_images(texture_dir) if texture_dir is not None else None
@@ -785,7 +820,7 @@ def write_uav123_dataset(out_dir: Path, num_sequences: int, seed: int = 0,
         if texture_paths:
             textures = sample_textures(np.random.default_rng([int(seed), index, 1]),
                                        texture_paths)
-        sequence = generate_sequence(seed, index, config, textures)
+        sequence = generate_sequence(seed, index, config, textures, targets)
         write_sequence(out_dir, sequence, config.jpeg_quality)
         names.append(sequence.name)
     return names
