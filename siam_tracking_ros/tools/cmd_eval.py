@@ -20,6 +20,12 @@ The dataset is a UAV123-layout folder (data_seq/, anno/) or a folder of <seq>/gr
 sequences. Writes <out>/<tracker>/<seq>.txt (1-based x,y,w,h per frame), results.json,
 results.csv, success.png, precision.png and norm_precision.png, and prints a summary table.
 
+A multi-target sequence (UAV123 layout: anno/<seq>/<target>.txt, one file per target, beside
+single-target anno/<seq>.txt files) is evaluated target by target as <seq>/<target>: each target
+tracked from the first frame by a tracker of its own (what core.multi_target gives it box for
+box), written to <out>/<tracker>/<seq>/<target>.txt. --sequences <seq> selects all its targets,
+<seq>/<target> one.
+
 --convention pysot reads the ground truth and writes the boxes as pysot's test script does (the
 tracker starts on the file's 1-based box plus half a pixel; lines are x = cx - w/2), so that the
 files compare with published pysot result files; the default, package, starts on the annotated
