@@ -50,7 +50,10 @@ PARAMETERS: dict[str, ParameterSpec] = {
     'catch_up_max_s': ParameterSpec(2.0, 'after a stamped set_target, catching up over the '
                                          'later frames stops after this many seconds'),
     'size_change_frames': ParameterSpec(10, 'consecutive frames of another size before the '
-                                            'target moves to the new size (fewer are dropped)'),
+                                            'targets move to the new size (fewer are dropped)'),
+    'max_targets': ParameterSpec(8, 'targets tracked at once (one batched pass per frame); a '
+                                    'request for a new id beyond it is refused, and lowering it '
+                                    'keeps the targets already tracked'),
     'publish_debug_image': ParameterSpec(True, 'draw the box on debug_image while subscribed'),
     'input_transport': ParameterSpec('raw', "'raw' (image) or 'compressed' (image/compressed)",
                                      read_only=True),
@@ -65,7 +68,8 @@ PARAMETERS: dict[str, ParameterSpec] = {
 MODEL_PARAMETERS = ('tracker', 'weights', 'device', 'precision', 'half')
 THRESHOLD_PARAMETERS = ('lost_threshold', 'recover_threshold')
 HISTORY_PARAMETERS = ('history_size', 'history_max_bytes')
-ENGINE_PARAMETERS = ('catch_up_max_frames', 'catch_up_max_s', 'size_change_frames')
+ENGINE_PARAMETERS = ('catch_up_max_frames', 'catch_up_max_s', 'size_change_frames',
+                     'max_targets')
 
 
 def _check_tracker(value, values) -> str | None:
@@ -167,6 +171,7 @@ _CHECKS: dict[str, Callable[[Any, dict], str | None]] = {
     'catch_up_max_frames': _check_integer_range('catch_up_max_frames', 0, 1000, 'frames'),
     'catch_up_max_s': _check_catch_up_seconds,
     'size_change_frames': _check_integer_range('size_change_frames', 1, 10000, 'frames'),
+    'max_targets': _check_integer_range('max_targets', 1, 64, 'targets'),
     'point_box_size': _check_point_box_size,
 }
 

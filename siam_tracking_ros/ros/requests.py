@@ -11,6 +11,8 @@ from siam_tracking_ros.ros.frames import NANOSECONDS
 # A box smaller than this gives the network a template of a few pixels to match: nothing to
 # track, and the scale search would collapse it further.
 MIN_BOX_SIDE_PX = 4.0
+# Target ids are copied into every Detection2D and status message: short, printable text.
+MAX_TARGET_ID_LENGTH = 64
 
 
 class TargetRequestError(ValueError):
@@ -25,6 +27,30 @@ def check_stamp(sec: int, nanosec: int) -> int:
     if not 0 <= nanosec < NANOSECONDS:
         raise TargetRequestError(f'stamp nanosec must be in [0, 1e9), got {nanosec}')
     return sec * NANOSECONDS + nanosec
+
+
+def check_target_id(target_id: str) -> str:
+    """``target_id`` if it can name a target, else TargetRequestError naming the problem.
+
+    The empty id is valid: it names the target of a request that gives none (one target, as
+    before ids existed). Others are at most MAX_TARGET_ID_LENGTH printable characters without
+    leading or trailing white space (a subscriber compares them as given).
+    """
+    if len(target_id) > MAX_TARGET_ID_LENGTH:
+        raise TargetRequestError(f'target_id must be at most {MAX_TARGET_ID_LENGTH} characters, '
+                                 f'got {len(target_id)}')
+    if not target_id.isprintable():
+        raise TargetRequestError(f'target_id must be printable text without control '
+                                 f'characters, got {target_id!r}')
+    if target_id != target_id.strip():
+        raise TargetRequestError(f'target_id must not start or end with white space, got '
+                                 f'{target_id!r}')
+    return target_id
+
+
+def describe_ids(target_ids) -> str:
+    """Target ids for a message: 'a', 'b' ('' for the unnamed target)."""
+    return ', '.join(repr(target_id) for target_id in target_ids)
 
 
 def check_box(box, image_shape, min_side: float = MIN_BOX_SIDE_PX) -> np.ndarray:

@@ -1,4 +1,8 @@
-"""The ``tracker_node``: a lifecycle node that tracks one target in a camera stream.
+"""The ``tracker_node``: a lifecycle node that tracks targets in a camera stream.
+
+Targets are keyed by their id: set_target / select_target_at_point with a new id add one (up to
+``max_targets``), with a tracked id replace it; clear_target_id stops one, clear_target all.
+Every frame, all targets go through one batched tracker pass (core.multi_target).
 
 configure loads the model, activate subscribes and publishes, deactivate stops tracking
 (keeping the model), cleanup unloads it. With ``autostart`` (default) the node configures and
@@ -8,9 +12,10 @@ offer is refused (success=False), the node staying where it is.
 Threads: the image callback only counts the message, refuses frames over ``max_pixels`` and
 files the rest into the history and the newest-frame slot; a worker thread decodes and tracks
 whatever frame is newest (frames replaced meanwhile count as skipped), so the node never falls
-behind the camera. After a target request on an older frame the worker first catches up over
-the frames received since, within ``catch_up_max_frames`` / ``catch_up_max_s``. Target services,
-clear_target (with the status heartbeat), images, and lifecycle/parameter services run in four
+behind the camera. After a target request on an older frame the worker catches that target up
+over the frames received since, within ``catch_up_max_frames`` / ``catch_up_max_s``, one frame
+at a time between the live frames the other targets keep tracking. Target services, the clear
+services (with the status heartbeat), images, and lifecycle/parameter services run in four
 callback groups of a MultiThreadedExecutor, so none waits behind another: a target request
 waits at most for the frame being tracked.
 
@@ -46,6 +51,7 @@ from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2DArray
 
 from siam_tracking_ros.core.device import set_cpu_threads
+from siam_tracking_ros.core.multi_target import MultiTargetTracker
 from siam_tracking_ros.core.registry import build_tracker
 from siam_tracking_ros.msg import TrackerStatus
 from siam_tracking_ros.ros.engine import EngineLimits, Target, TrackingEngine
@@ -60,8 +66,9 @@ from siam_tracking_ros.ros.parameters import (ENGINE_PARAMETERS, HISTORY_PARAMET
                                               check_parameters)
 from siam_tracking_ros.ros.point_box import propose_box
 from siam_tracking_ros.ros.reporting import Counters, ThrottledReporter
-from siam_tracking_ros.ros.requests import check_stamp
-from siam_tracking_ros.srv import SelectTargetAtPoint, SetTarget
+from siam_tracking_ros.ros.requests import (TargetRequestError, check_stamp, check_target_id,
+                                            describe_ids)
+from siam_tracking_ros.srv import ClearTarget, SelectTargetAtPoint, SetTarget
 
 # Loading a ResNet-50 checkpoint on a slow CPU takes seconds; this bounds a stuck load.
 MODEL_LOAD_TIMEOUT_S = 300.0
@@ -200,6 +207,8 @@ class TrackerNode(LifecycleNode):
                             callback_group=targets)
         self.create_service(Trigger, 'clear_target', self._on_clear_target,
                             qos_profile=SERVICE_QOS, callback_group=control)
+        self.create_service(ClearTarget, 'clear_target_id', self._on_clear_target_id,
+                            qos_profile=SERVICE_QOS, callback_group=control)
 
     def _guard_transitions(self) -> None:
         """rclpy 7.1's change_state service lets RCLError ('Transition is not registered')
@@ -236,6 +245,12 @@ class TrackerNode(LifecycleNode):
             precision=values['precision'], half=values['half'],
             lost_threshold=values['lost_threshold'],
             recover_threshold=values['recover_threshold'])
+
+    def _build_targets_tracker(self, values: dict) -> tuple[MultiTargetTracker, str]:
+        """The multi-target tracker for parameter values (its targets share the one network
+        built here, so a model that cannot load fails now) and the device it runs on."""
+        tracker = MultiTargetTracker(functools.partial(self._build_tracker, values))
+        return tracker, str(tracker.prototype.device)
 
     def _subscribe(self) -> None:
         compressed = self._values['input_transport'] == 'compressed'
@@ -293,12 +308,13 @@ class TrackerNode(LifecycleNode):
             self.get_logger().error(f'cannot configure: {reason}')
             return TransitionCallbackReturn.FAILURE
         try:
-            tracker = self._build_tracker(self._values)
+            tracker, device = self._build_targets_tracker(self._values)
         except Exception as error:  # any load failure must leave the node unconfigured, alive
             self.get_logger().error(f"could not load tracker '{self._values['tracker']}': {error}")
             return TransitionCallbackReturn.FAILURE
         self._engine = TrackingEngine(tracker, self._values['tracker'],
-                                      self._engine_limits(self._values), self._reporter.report)
+                                      self._engine_limits(self._values), self._reporter.report,
+                                      device=device)
         self._outputs = {
             'detections': self.create_lifecycle_publisher(Detection2DArray, 'detections',
                                                           OUTPUT_QOS),
@@ -375,13 +391,17 @@ class TrackerNode(LifecycleNode):
             item = engine.next_catch_up() if engine is not None else None
             if item is None:
                 frame = self._slot.take(WORKER_POLL_S)
-                item = (frame, None) if frame is not None else None
-            if item is not None and engine is not None:
+            else:
                 self._process(engine, *item)
+                # A target catching up takes turns with the live frames of the others: one
+                # history frame, then the newest frame if one is waiting.
+                frame = self._slot.take(0.0) if engine.has_live_targets() else None
+            if frame is not None and engine is not None:
+                self._process(engine, frame, None)
 
-    def _process(self, engine: TrackingEngine, frame: Frame, generation: int | None) -> None:
+    def _process(self, engine: TrackingEngine, frame: Frame, catching_up) -> None:
         try:
-            update = engine.process(frame, generation)
+            update = engine.process(frame, catching_up)
             if update is not None:
                 self._publish(update, engine)
         except Exception:  # whatever happens on one frame, the worker keeps serving
@@ -397,17 +417,24 @@ class TrackerNode(LifecycleNode):
         return values
 
     def _publish(self, update, engine: TrackingEngine) -> None:
+        """Publish the frame's messages, unless the targets changed since it was tracked (the
+        engine checks that and publishes under its state lock)."""
         latency_ms = (self.get_clock().now().nanoseconds - update.frame.stamp_ns) / 1e6
         outputs = self._outputs
-        outputs['detections'].publish(detections_message(update))
-        outputs['status'].publish(status_message(
-            update, engine.tracker_name, engine.device, self._rate.tick(), latency_ms,
-            **self._counter_values(engine)))
-        self._last_status_ns = time.monotonic_ns()
-        self._last_frame_id = update.frame.header.frame_id
         debug = outputs['debug_image']
+        messages = [(outputs['detections'], detections_message(update)),
+                    (outputs['status'], status_message(
+                        update, engine.tracker_name, engine.device, self._rate.tick(),
+                        latency_ms, **self._counter_values(engine)))]
         if self._values['publish_debug_image'] and debug.get_subscription_count() > 0:
-            debug.publish(debug_image_message(update))
+            messages.append((debug, debug_image_message(update)))
+
+        def publish(_update):
+            for publisher, message in messages:
+                publisher.publish(message)
+        if engine.publish_if_current(update, publish):
+            self._last_status_ns = time.monotonic_ns()
+            self._last_frame_id = update.frame.header.frame_id
 
     def _on_heartbeat(self) -> None:
         engine, status = self._engine, self._outputs.get('status')
@@ -415,9 +442,8 @@ class TrackerNode(LifecycleNode):
             return
         if time.monotonic_ns() - self._last_status_ns < HEARTBEAT_S * 1e9:
             return
-        state, score, _box, target = engine.snapshot()
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self._last_frame_id)
-        status.publish(heartbeat_status(header, state, score, target, engine.tracker_name,
+        status.publish(heartbeat_status(header, engine.snapshot(), engine.tracker_name,
                                         engine.device, self._rate.rate(),
                                         **self._counter_values(engine)))
         self._last_status_ns = time.monotonic_ns()
@@ -463,6 +489,9 @@ class TrackerNode(LifecycleNode):
             frame.release_image()  # the history keeps the message, not a decoded copy
         message = (f'tracking from frame {format_stamp(frame.stamp_ns)} with '
                    f"'{engine.tracker_name}'")
+        tracked = engine.target_ids
+        if tracked != [target_id]:
+            message += f' (target {target_id!r}; {len(tracked)} targets: {describe_ids(tracked)})'
         if later:
             limits = engine.limits
             message += (f'; catching up over the {len(later)} frames received since (at most '
@@ -502,10 +531,26 @@ class TrackerNode(LifecycleNode):
         engine = self._engine
         if engine is None:
             return self._refuse(response, 'clear_target', 'the node is not configured')
-        had_target = engine.target is not None
-        engine.clear()
+        cleared = engine.clear()
         response.success = True
-        response.message = 'target cleared' if had_target else 'no target was set'
+        if len(cleared) > 1:
+            response.message = f'{len(cleared)} targets cleared: {describe_ids(cleared)}'
+        else:
+            response.message = 'target cleared' if cleared else 'no target was set'
+        return response
+
+    def _on_clear_target_id(self, request, response):
+        engine = self._engine
+        if engine is None:
+            return self._refuse(response, 'clear_target_id', 'the node is not configured')
+        try:
+            engine.remove(check_target_id(request.target_id))
+        except TargetRequestError as error:
+            return self._refuse(response, 'clear_target_id', error)
+        left = engine.target_ids
+        response.success = True
+        response.message = (f'target {request.target_id!r} cleared; '
+                            + (f'tracking {describe_ids(left)}' if left else 'no target left'))
         return response
 
     # -- parameters ------------------------------------------------------------------------
@@ -542,12 +587,12 @@ class TrackerNode(LifecycleNode):
     def _swap_model(self, engine: TrackingEngine, values: dict) -> str | None:
         """Load the new model in the background while the old one keeps tracking; swap on
         success, keep the old one and return the reason on failure."""
-        future = self._loader.submit(self._build_tracker, values)
+        future = self._loader.submit(self._build_targets_tracker, values)
         try:
-            tracker = future.result(timeout=MODEL_LOAD_TIMEOUT_S)
+            tracker, device = future.result(timeout=MODEL_LOAD_TIMEOUT_S)
         except Exception as error:  # unknown name, bad weights file, unavailable device...
             return f"could not load tracker '{values['tracker']}': {error}"
-        engine.swap_tracker(tracker, values['tracker'], self._history.newest())
+        engine.swap_tracker(tracker, values['tracker'], self._history.newest(), device)
         self.get_logger().info(f"switched to tracker '{values['tracker']}' on {engine.device}")
         return None
 

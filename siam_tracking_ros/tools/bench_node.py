@@ -69,7 +69,7 @@ def overhead_per_frame(node, publishers, width: int, height: int, encoding: str,
         take.append((taken - start) * 1e3)
         frame = Frame(received, raw_image_to_bgr, time.monotonic_ns())
         frame.image()
-        update = TargetUpdate(frame, NodeState.TRACKING, 0.9, box, target)
+        update = TargetUpdate.single(frame, NodeState.TRACKING, 0.9, box, target)
         publishers[0].publish(detections_message(update))
         publishers[1].publish(status_message(update, 'bench', 'cpu', 30.0, 5.0, index))
         samples.append((time.perf_counter() - taken) * 1e3)

@@ -32,7 +32,7 @@ from siam_tracking_ros.msg import TrackerStatus
 from siam_tracking_ros.ros.frames import stamp_to_ns
 from siam_tracking_ros.ros.image_codec import fill_raw_message
 from siam_tracking_ros.ros.process import start_tracker_node, stop_process
-from siam_tracking_ros.srv import SelectTargetAtPoint, SetTarget
+from siam_tracking_ros.srv import ClearTarget, SelectTargetAtPoint, SetTarget
 
 NODE_START_TIMEOUT_S = 90.0
 CALL_TIMEOUT_S = 30.0
@@ -153,6 +153,7 @@ class NodeLink:
         # Created before the node starts, so that the node has matched their reply readers by
         # the first request (a reply to an unmatched reader is dropped by Fast DDS).
         for service_type, name in ((SetTarget, 'set_target'), (Trigger, 'clear_target'),
+                                   (ClearTarget, 'clear_target_id'),
                                    (SelectTargetAtPoint, 'select_target_at_point'),
                                    (GetState, 'tracker_node/get_state'),
                                    (ChangeState, 'tracker_node/change_state'),
@@ -189,6 +190,9 @@ class NodeLink:
 
     def clear_target(self):
         return self.call(Trigger, 'clear_target', Trigger.Request())
+
+    def clear_target_id(self, target_id: str):
+        return self.call(ClearTarget, 'clear_target_id', ClearTarget.Request(target_id=target_id))
 
     def set_parameters(self, **values):
         """Set parameters atomically one per request; returns the SetParametersResult list."""

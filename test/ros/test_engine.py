@@ -1,4 +1,5 @@
-"""The node's tracking engine with a real tracker (siamfc_alexnet on CPU, tiny frames)."""
+"""The node's tracking engine with a real tracker (siamfc_alexnet on CPU, tiny frames), its
+targets in a MultiTargetTracker."""
 import threading
 import warnings
 from types import SimpleNamespace
@@ -7,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from siam_tracking_ros.core.multi_target import MultiTargetTracker
 from siam_tracking_ros.core.registry import build_tracker
-from siam_tracking_ros.ros.engine import (EngineLimits, FifoLock, NodeState, Target,
+from siam_tracking_ros.ros.engine import (UNNAMED_KEY, EngineLimits, FifoLock, NodeState, Target,
                                           TrackingEngine)
 from siam_tracking_ros.ros.frames import Frame, FrameHistory
 from siam_tracking_ros.ros.image_codec import TruncatedImageError
@@ -20,21 +22,25 @@ UNBOUNDED_TIME = EngineLimits(catch_up_max_s=60.0)
 
 
 class RecordingTracker:
-    """Passes every call to a real tracker and records which frames it saw, in order."""
+    """Passes every call to a real MultiTargetTracker and records which frames it saw, in
+    order (``calls``), and for which target ids (``targets``, a list per call)."""
 
-    def __init__(self, tracker):
-        self.tracker, self.calls = tracker, []
+    def __init__(self, prototype):
+        self.inner = MultiTargetTracker(lambda: prototype)
+        self.calls, self.targets = [], []
 
     def __getattr__(self, name):
-        return getattr(self.tracker, name)
+        return getattr(self.inner, name)
 
-    def init(self, image, box):
+    def add(self, key, image, box):
         self.calls.append(('init', int(image[0, 0, 0])))
-        return self.tracker.init(image, box)
+        self.targets.append([key])
+        return self.inner.add(key, image, box)
 
-    def track(self, image):
+    def track(self, image, keys=None):
         self.calls.append(('track', int(image[0, 0, 0])))
-        return self.tracker.track(image)
+        self.targets.append(list(keys))
+        return self.inner.track(image, keys)
 
 
 class Reports:
@@ -142,13 +148,13 @@ def test_a_newer_request_supersedes_the_catch_up_of_an_older_one(real_tracker):
     recorder = RecordingTracker(real_tracker)
     engine = TrackingEngine(recorder, 'x', UNBOUNDED_TIME)
     frames = [numbered_frame(i) for i in range(1, 8)]
-    engine.start(frames[0], (60, 40, 30, 30), Target('old', ''), frames[1:])
+    engine.start(frames[0], (60, 40, 30, 30), Target('car', 'old'), frames[1:])
     stale = engine.next_catch_up()
-    engine.start(frames[4], (50, 40, 30, 30), Target('new', ''), frames[5:])
+    engine.start(frames[4], (50, 40, 30, 30), Target('car', 'new'), frames[5:])
     assert engine.process(*stale) is None, 'a frame of the older request is not published'
     updates = run_worker(engine)
     assert [u.frame for u in updates] == frames[5:]
-    assert {u.target.target_id for u in updates} == {'new'}
+    assert {u.target for u in updates} == {Target('car', 'new')}
     assert recorder.calls == [('init', 1), ('init', 5), ('track', 6), ('track', 7)]
 
 
@@ -183,7 +189,7 @@ def test_one_frame_of_another_size_is_dropped_a_sustained_change_reinitialises(r
 
 
 def test_idle_engine_reports_idle_and_clear_drops_the_target(real_tracker):
-    engine = TrackingEngine(real_tracker, 'siamfc_alexnet')
+    engine = TrackingEngine(RecordingTracker(real_tracker), 'siamfc_alexnet')
     assert engine.process(numbered_frame(1)).state == NodeState.IDLE
     engine.start(numbered_frame(2), (10, 10, 20, 20), Target('', ''))
     assert engine.state == NodeState.TRACKING
@@ -193,7 +199,7 @@ def test_idle_engine_reports_idle_and_clear_drops_the_target(real_tracker):
 
 
 def test_an_idle_frame_decoding_while_a_target_is_set_is_not_published_as_idle(real_tracker):
-    engine = TrackingEngine(real_tracker, 'siamfc_alexnet')
+    engine = TrackingEngine(RecordingTracker(real_tracker), 'siamfc_alexnet')
     image = numbered_frame(4).image()
 
     def decode_while_a_target_is_set(_message):
@@ -210,7 +216,7 @@ def test_an_idle_frame_decoding_while_a_target_is_set_is_not_published_as_idle(r
                                         ((0, 0, 1e9, 1e9), 'larger than the 160x120 image'),
                                         ((500, 500, 5, 5), 'does not overlap')])
 def test_bad_boxes_leave_the_engine_as_it_was(real_tracker, box, reason):
-    engine = TrackingEngine(real_tracker, 'siamfc_alexnet')
+    engine = TrackingEngine(RecordingTracker(real_tracker), 'siamfc_alexnet')
     with pytest.raises(TargetRequestError, match=reason):
         engine.start(numbered_frame(1), box, Target('', ''))
     assert engine.state == NodeState.IDLE
@@ -222,24 +228,33 @@ def test_bad_boxes_leave_the_engine_as_it_was(real_tracker, box, reason):
 
 def test_a_tracker_failing_to_initialise_leaves_no_target(real_tracker):
     class Failing(RecordingTracker):
-        def init(self, image, box):
+        def add(self, key, image, box):
             raise RuntimeError('out of memory')
     engine = TrackingEngine(Failing(real_tracker), 'x')
-    with pytest.raises(TargetRequestError, match='failed to initialise.*no target is set'):
+    with pytest.raises(TargetRequestError, match="failed to initialise.*target '' is not"):
         engine.start(numbered_frame(1), (10, 10, 20, 20), Target('', ''))
     assert engine.target is None and engine.state == NodeState.IDLE
 
 
-def test_swap_restarts_the_target_on_the_new_tracker(real_tracker):
-    engine = TrackingEngine(real_tracker, 'siamfc_alexnet')
+def test_swap_restarts_the_targets_on_the_new_tracker(real_tracker):
+    engine = TrackingEngine(RecordingTracker(real_tracker), 'siamfc_alexnet')
     engine.start(numbered_frame(1), (40, 40, 30, 30), Target('x', ''))
-    recorder = RecordingTracker(build_tracker('siamfc_alexnet', device='cpu'))
-    newest = numbered_frame(2)
-    engine.swap_tracker(recorder, 'other', newest)
-    assert recorder.calls == [('init', 2)] and engine.tracker_name == 'other'
-    assert engine.state == NodeState.TRACKING
+    engine.start(numbered_frame(1), (80, 40, 30, 30), Target('', ''))
     engine.set_thresholds(0.1, 0.3)
-    assert (recorder.config.lost_threshold, recorder.config.recover_threshold) == (0.1, 0.3)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', UserWarning)  # random weights where none ship
+        recorder = RecordingTracker(build_tracker('siamfc_alexnet', device='cpu'))
+    newest = numbered_frame(2)
+    engine.swap_tracker(recorder, 'other', newest, 'cpu')
+    assert recorder.calls == [('init', 2)] * 2 and engine.tracker_name == 'other'
+    assert recorder.targets == [['x'], [UNNAMED_KEY]]
+    assert engine.state == NodeState.TRACKING and engine.target_ids == ['x', '']
+    for key in ('x', UNNAMED_KEY):  # thresholds set earlier hold on the new tracker too
+        config = recorder.tracker(key).config
+        assert (config.lost_threshold, config.recover_threshold) == (0.1, 0.3)
+    engine.set_thresholds(0.2, 0.5)
+    config = recorder.tracker('x').config
+    assert (config.lost_threshold, config.recover_threshold) == (0.2, 0.5)
 
 
 def test_fifo_lock_serves_waiters_in_arrival_order():
@@ -264,3 +279,134 @@ def test_fifo_lock_serves_waiters_in_arrival_order():
     for thread in threads:
         thread.join(2.0)
     assert order == ['a', 'b', 'c']
+
+
+# -- several targets --------------------------------------------------------------------------
+def ids_and_states(update):
+    return [(report.target.target_id, report.state) for report in update.targets]
+
+
+def test_targets_are_added_by_id_tracked_in_one_pass_and_cleared_one_by_one(real_tracker):
+    recorder = RecordingTracker(real_tracker)
+    engine = TrackingEngine(recorder, 'x', UNBOUNDED_TIME)
+    for index, target_id in enumerate(('a', 'b', 'c')):
+        engine.start(numbered_frame(1), (10 + 40 * index, 40, 30, 30), Target(target_id, 'car'))
+    engine.start(numbered_frame(1), (15, 45, 30, 30), Target('a', 'truck'))  # replaces 'a'
+    assert engine.target_ids == ['a', 'b', 'c'] and engine.target is None
+    update = engine.process(numbered_frame(2))
+    assert recorder.targets[-1] == ['a', 'b', 'c'], 'one pass over every target'
+    assert [r.target for r in update.targets] == [Target('a', 'truck'), Target('b', 'car'),
+                                                  Target('c', 'car')]
+    assert all(r.box is not None for r in update.targets) and update.state != NodeState.IDLE
+    engine.remove('b')
+    with pytest.raises(TargetRequestError, match=r"no target with id 'z' is tracked "
+                                                 r"\(tracked: 'a', 'c'\)"):
+        engine.remove('z')
+    update = engine.process(numbered_frame(3))
+    assert [r.target.target_id for r in update.targets] == ['a', 'c']
+    assert recorder.targets[-1] == ['a', 'c'] and recorder.inner.target_ids == ['a', 'c']
+    assert engine.clear() == ['a', 'c'] and engine.process(numbered_frame(4)).targets == ()
+
+
+def test_a_target_beyond_max_targets_or_with_a_bad_id_is_refused_and_the_others_stay(
+        real_tracker):
+    engine = TrackingEngine(RecordingTracker(real_tracker), 'x', EngineLimits(max_targets=2))
+    engine.start(numbered_frame(1), (10, 40, 30, 30), Target('a', ''))
+    engine.start(numbered_frame(1), (60, 40, 30, 30), Target('b', ''))
+    with pytest.raises(TargetRequestError, match=r"max_targets \(2\) targets are tracked "
+                                                 r"already \('a', 'b'\)"):
+        engine.start(numbered_frame(2), (100, 40, 30, 30), Target('c', ''))
+    for bad_id, reason in (('a\tb', 'printable'), (' a', 'white space'), ('x' * 65, '64')):
+        with pytest.raises(TargetRequestError, match=reason):
+            engine.start(numbered_frame(2), (100, 40, 30, 30), Target(bad_id, ''))
+    engine.start(numbered_frame(2), (20, 40, 30, 30), Target('a', 'again'))  # a replacement
+    with pytest.raises(TargetRequestError, match='is 80x60 but the other targets'):
+        engine.start(numbered_frame(3, shape=(60, 80)), (10, 10, 20, 20), Target('b', ''))
+    assert engine.target_ids == ['a', 'b']
+    assert ids_and_states(engine.process(numbered_frame(4))) == [
+        ('a', NodeState.TRACKING), ('b', NodeState.TRACKING)]
+
+
+def test_a_target_catching_up_does_not_stall_the_live_ones(real_tracker):
+    """While 'new' tracks the history frames it missed (alone, unpublished: the live target is
+    past them), the live frames track 'live' and report 'new' CATCHING_UP, without a box."""
+    recorder = RecordingTracker(real_tracker)
+    engine = TrackingEngine(recorder, 'x', UNBOUNDED_TIME)
+    frames = [numbered_frame(i) for i in range(1, 6)]
+    engine.start(frames[0], (10, 40, 30, 30), Target('live', ''))
+    for frame in frames[1:]:
+        engine.process(frame)
+    engine.start(frames[1], (60, 40, 30, 30), Target('new', ''), frames[2:])
+    assert engine.has_live_targets() and engine.catch_up_pending == 3
+    step = engine.next_catch_up()
+    assert step[0] is frames[2] and engine.process(*step) is None
+    assert recorder.targets[-1] == ['new']
+    live = engine.process(numbered_frame(6))
+    assert recorder.targets[-1] == ['live']
+    assert ids_and_states(live)[1] == ('new', NodeState.CATCHING_UP)
+    assert live.targets[1].box is None and live.targets[1].catch_up_pending == 2
+    assert live.targets[0].box is not None
+    for _ in range(2):
+        engine.process(*engine.next_catch_up())
+    assert engine.next_catch_up() is None and engine.catch_up_pending == 0
+    joined = engine.process(numbered_frame(7))
+    assert recorder.targets[-1] == ['live', 'new']
+    assert all(r.state != NodeState.CATCHING_UP and r.box is not None for r in joined.targets)
+
+
+def test_targets_set_on_one_older_frame_catch_up_together_and_are_published(real_tracker):
+    recorder = RecordingTracker(real_tracker)
+    engine = TrackingEngine(recorder, 'x', UNBOUNDED_TIME)
+    frames = [numbered_frame(i) for i in range(1, 5)]
+    for index, target_id in enumerate(('a', 'b', 'c')):
+        engine.start(frames[0], (10 + 40 * index, 40, 30, 30), Target(target_id, ''),
+                     frames[1:])
+    assert not engine.has_live_targets()
+    updates = run_worker(engine)
+    assert [u.frame for u in updates] == frames[1:]
+    assert recorder.targets[3:] == [['a', 'b', 'c']] * 3, 'each history frame once, batched'
+    assert all(len(u.targets) == 3 and all(r.box is not None for r in u.targets)
+               for u in updates)
+
+
+def test_an_update_is_not_published_once_a_target_it_reports_was_cleared(real_tracker):
+    engine = TrackingEngine(RecordingTracker(real_tracker), 'x')
+    engine.start(numbered_frame(1), (10, 40, 30, 30), Target('a', ''))
+    engine.start(numbered_frame(1), (60, 40, 30, 30), Target('b', ''))
+    published = []
+    update = engine.process(numbered_frame(2))
+    engine.remove('a')
+    assert not engine.publish_if_current(update, published.append)
+    update = engine.process(numbered_frame(3))
+    assert engine.publish_if_current(update, published.append) and published == [update]
+    engine.start(numbered_frame(3), (10, 40, 30, 30), Target('a', ''))
+    assert not engine.publish_if_current(update, published.append), 'a target set since'
+
+
+def test_the_unnamed_target_and_named_ones_are_kept_apart(real_tracker):
+    recorder = RecordingTracker(real_tracker)
+    engine = TrackingEngine(recorder, 'x')
+    engine.start(numbered_frame(1), (10, 40, 30, 30), Target('', 'first'))
+    engine.start(numbered_frame(1), (60, 40, 30, 30), Target('b', ''))
+    assert recorder.inner.target_ids == [UNNAMED_KEY, 'b']
+    update = engine.process(numbered_frame(2))
+    assert [r.target.target_id for r in update.targets] == ['', 'b']
+    engine.remove('')
+    assert engine.target == Target('b', '')
+    engine.process(numbered_frame(3))
+    assert recorder.inner.target_ids == ['b']
+
+
+def test_a_tracker_failing_on_a_frame_clears_the_targets_of_that_pass(real_tracker):
+    reports = Reports()
+
+    class FailingTrack(RecordingTracker):
+        def track(self, image, keys=None):
+            raise RuntimeError('device lost')
+    engine = TrackingEngine(FailingTrack(real_tracker), 'x', report=reports)
+    engine.start(numbered_frame(1), (10, 40, 30, 30), Target('a', ''))
+    engine.start(numbered_frame(1), (60, 40, 30, 30), Target('b', ''))
+    update = engine.process(numbered_frame(2))
+    assert update.targets == () and update.state == NodeState.IDLE
+    assert reports.causes() == ['tracker_error'] and "targets 'a', 'b' cleared" in \
+        reports.items[0][1]

@@ -37,7 +37,8 @@ from siam_tracking_ros.eval.datasets import load_uav123  # noqa: E402
 from siam_tracking_ros.eval.synth import SynthConfig, generate_sequence  # noqa: E402
 from siam_tracking_ros.ros.engine import STATE_OF_TRACK  # noqa: E402
 from siam_tracking_ros.ros.frames import stamp_to_ns  # noqa: E402
-from siam_tracking_ros.ros.requests import TargetRequestError, check_box  # noqa: E402
+from siam_tracking_ros.ros.requests import (TargetRequestError, check_box,  # noqa: E402
+                                            check_target_id)
 
 pytestmark = pytest.mark.dds
 stamp_of = harness.stamp_of
@@ -224,9 +225,30 @@ def target_client(node, camera, rng, stop, log, name):
             reply = log.call(node, harness.SelectTargetAtPoint, 'select_target_at_point',
                              request, str(request))
             check_target_reply(reply, request, camera, 'select_target_at_point', log)
-        else:
+        elif draw < 0.92:
             log.call(node, harness.Trigger, 'clear_target', harness.Trigger.Request(), 'clear')
+        else:
+            target_id = str(rng.choice([f'{name}{max(1, count - 1)}', f'{name}{count + 50}', '',
+                                        ' padded', 'tab\tid', 'x' * 65]))
+            request = harness.ClearTarget.Request(target_id=target_id)
+            reply = log.call(node, harness.ClearTarget, 'clear_target_id', request,
+                             f'clear_target_id {target_id!r}')
+            check_clear_reply(reply, target_id, log)
         stop.wait(float(rng.uniform(0.0, 0.05)))
+
+
+def check_clear_reply(reply, target_id, log):
+    """A success must be for a valid id (whether it was tracked the client cannot know: the
+    other client clears too); a refusal must say why."""
+    if reply is None:
+        return
+    if not reply.success and not reply.message:
+        log.problem(f'clear_target_id {target_id!r} refused without a reason')
+    if reply.success:
+        try:
+            check_target_id(target_id)
+        except TargetRequestError as error:
+            log.problem(f'clear_target_id succeeded for an invalid id ({error})')
 
 
 # -- parameters and lifecycle ----------------------------------------------------------------
@@ -247,6 +269,7 @@ def random_parameter_set(rng):
         ({'input_transport': 'compressed'}, False),  # read-only
         ({'history_size': 'forty'}, False),  # wrong type
         ({'point_box_size': float(rng.choice([1.0, 40.0]))}, None),
+        ({'max_targets': int(rng.choice([2, 8, 0, 65]))}, None),
     ]
     values, valid = options[int(rng.integers(len(options)))]
     if valid is None:
@@ -256,7 +279,8 @@ def random_parameter_set(rng):
 
 def _plain_value_valid(name, value):
     limits = {'history_size': (1, 1000), 'catch_up_max_frames': (0, 1000),
-              'size_change_frames': (1, 10000), 'point_box_size': (2, math.inf)}
+              'size_change_frames': (1, 10000), 'point_box_size': (2, math.inf),
+              'max_targets': (1, 64)}
     if name == 'catch_up_max_s':
         return math.isfinite(value) and 0 < value <= 60
     low, high = limits[name]
@@ -353,12 +377,25 @@ class ControlClient:
 
 
 # -- the checks ------------------------------------------------------------------------------
+def target_ids(status):
+    return [target.target_id for target in status.targets]
+
+
 def reply_agrees_with_published_state(node, camera, rng, log, active):
-    """One sequential set_target (valid or absurd box): the status of a later frame must show
-    the target the reply announced, or the previous state after a refusal."""
+    """One sequential set_target (valid or absurd box) beside the targets the round left: the
+    status of a later frame must show the target the reply announced next to those, or just
+    those after a refusal."""
     x, y, w, h = node_scene_box(camera)
     absurd = rng.random() < 0.5
     box = (x, y, 1e9, 1e9) if absurd else (x, y, w, h)
+    if active:  # room for the probe below max_targets, whatever the round set it to
+        held = target_ids(node.latest_status(timeout=10))
+        (limit,) = node.get_parameters('max_targets')
+        for target_id in held[:max(0, len(held) - limit + 1)]:
+            reply = node.clear_target_id(target_id)
+            if not reply.success:
+                log.problem(f'clear_target_id {target_id!r} of a target the status showed: '
+                            f'{reply.message}')
     previous = node.latest_status(timeout=10) if active else None  # inactive: no status
     probe_id = f'probe{camera.index}'
     reply = node.set_target(box, target_id=probe_id)
@@ -370,10 +407,10 @@ def reply_agrees_with_published_state(node, camera, rng, log, active):
         previous.header.stamp)
     status = node.status.wait_for(lambda m: stamp_to_ns(m.header.stamp) > after_ns
                                   and m.header.frame_id == 'camera', 10)
-    expected = probe_id if reply.success else previous.target_id
-    if status is None or status.target_id != expected:
+    expected = target_ids(previous) + ([probe_id] if reply.success else [])
+    if status is None or target_ids(status) != expected:
         log.problem(f'reply {reply.success} ({reply.message}) but the status shows '
-                    f"{status.target_id if status else 'nothing'!r}, expected {expected!r}")
+                    f"{target_ids(status) if status else 'nothing'!r}, expected {expected!r}")
 
 
 def node_scene_box(camera):
@@ -406,6 +443,7 @@ def track_real_sequence_box_for_box(node):
                               **PROFILE_THRESHOLDS)
     reference.init(frames[0], init_box)
     base = 900_000
+    node.clear_target()
     node.deliver(harness.image_message(frames[0], stamp_of(base)), node.detections)
     reply = node.set_target(init_box, stamp=stamp_of(base), target_id='real')
     assert reply.success, reply.message

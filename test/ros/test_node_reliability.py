@@ -30,8 +30,16 @@ CONCURRENT_REPLY_S = 2.0
 
 
 @pytest.fixture(scope='module')
-def node(module_fleet):
+def shared_node(module_fleet):
     return module_fleet.start(size_change_frames=SIZE_CHANGE_FRAMES)
+
+
+@pytest.fixture
+def node(shared_node):
+    """The module's node; each test's targets (ids add up in one node) are cleared after it."""
+    yield shared_node
+    if shared_node.process.alive():
+        shared_node.clear_target()
 
 
 def stamped_target(node, scene, candidates, target_id, **kwargs):
@@ -52,7 +60,9 @@ def truncated_image(index):
 
 
 def tracked(status, target_id):
-    return status.target_id == target_id and status.state != status.IDLE
+    """Whether ``status`` reports the target ``target_id`` (tracking, lost or catching up)."""
+    return any(target.target_id == target_id for target in status.targets) and \
+        status.state != status.IDLE
 
 
 class BackgroundCamera:
@@ -169,7 +179,9 @@ def test_stamped_requests_answer_at_once_while_the_worker_catches_up(start_track
     assert first_reply_s < 2.0 and all(reply.success for reply, _ in clear)
     for reply, _ in replies:
         assert reply.success or 'no frame with stamp' in reply.message, reply.message
-    # The last request's catch-up ends and the node tracks the newest frames.
+    # The targets the clients left (one per client id) go; the last request's catch-up ends
+    # and the node tracks the newest frames.
+    assert node.clear_target().success
     final_index, _ = stamped_target(node, scene, range(20, 30), 'final')
     node.stream(scene, range(45, 60), rate_hz=15.0)
     status = node.status_for(59, timeout=30)
@@ -226,7 +238,7 @@ def test_a_frame_of_another_size_is_dropped_and_only_a_sustained_change_moves_th
     status = node.status_for(219)
     assert tracked(status, 'size')
     assert node.wait_for_log('[size_change]'), node.process.log()
-    assert 'target re-initialised' in node.process.log()
+    assert "target 'size' re-initialised" in node.process.log()
     detection = node.detection_for(219)
     if status.state == status.TRACKING:
         x, y, w, h = scene.box(219)
