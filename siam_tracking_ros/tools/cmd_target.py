@@ -1,8 +1,13 @@
-"""`siamtrack target`: set, clear or point-select the target of a running tracker_node.
+"""`siamtrack target`: set, clear or point-select the targets of a running tracker_node.
 
-    siamtrack target set 120 80 40 30 --label car --namespace /drone1
-    siamtrack target point 140 95 --stamp 1712345678.250000000
-    siamtrack target clear --timeout 5
+    siamtrack target set 120 80 40 30 --id car1 --label car --namespace /drone1
+    siamtrack target set 300 90 40 30 --id car2        (a second target beside car1)
+    siamtrack target point 140 95 --stamp 1712345678.250000000 --id walker
+    siamtrack target clear --id car1                   (stop tracking car1 only)
+    siamtrack target clear --timeout 5                 (stop tracking every target)
+
+A new --id adds a target (up to the node's max_targets), a tracked one's replaces it; without
+--id the request names the unnamed target (one target, as before ids existed).
 
 Prints the node's reply; exits 0 when the node accepted the request, 1 when it refused it or
 did not answer in time, 2 on bad arguments.
@@ -51,9 +56,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         target_parser.add_argument('--stamp', type=stamp_argument,
                                    help='stamp of the frame the box/point refers to (default: '
                                         'the newest frame)')
-        target_parser.add_argument('--id', default='', help='target id reported in detections')
+        target_parser.add_argument('--id', default='', help='target id reported in detections: '
+                                                            'a new id adds a target, a tracked '
+                                                            'one replaces it')
         target_parser.add_argument('--label', default='', help='class label of the target')
-    actions.add_parser('clear', help='stop tracking')
+    clear_parser = actions.add_parser('clear', help='stop tracking every target, or one')
+    clear_parser.add_argument('--id', default=None,
+                              help="stop tracking only this target ('' names the unnamed one)")
 
 
 def build_request(args):
@@ -61,8 +70,10 @@ def build_request(args):
     from builtin_interfaces.msg import Time
     from std_srvs.srv import Trigger
 
-    from siam_tracking_ros.srv import SelectTargetAtPoint, SetTarget
+    from siam_tracking_ros.srv import ClearTarget, SelectTargetAtPoint, SetTarget
 
+    if args.action == 'clear' and args.id is not None:
+        return ClearTarget, 'clear_target_id', ClearTarget.Request(target_id=args.id)
     if args.action == 'clear':
         return Trigger, 'clear_target', Trigger.Request()
     stamp = Time(sec=args.stamp[0], nanosec=args.stamp[1]) if args.stamp else Time()

@@ -123,6 +123,14 @@ def test_siamtrack_target_calls_the_services(start_tracker, scene, capsys):
     assert f'frame stamp: {stamp}' in capsys.readouterr().out
     assert run_target_command('--namespace', node.ns, 'point', str(x + 5), str(y + 5)) == 0
     assert 'box: x=' in capsys.readouterr().out
+    assert run_target_command('--namespace', node.ns, 'set', str(x), str(y), str(w), str(h),
+                              '--id', 'car2') == 0
+    assert "2 targets: '', 'car2'" in capsys.readouterr().out
+    assert run_target_command('--namespace', node.ns, 'clear', '--id', 'car3') == 1
+    assert "no target with id 'car3' is tracked (tracked: '', 'car2')" in \
+        capsys.readouterr().out
+    assert run_target_command('--namespace', node.ns, 'clear', '--id', '') == 0
+    assert "target '' cleared; tracking 'car2'" in capsys.readouterr().out
     assert run_target_command('--namespace', node.ns, 'clear') == 0
     assert 'target cleared' in capsys.readouterr().out
     assert run_target_command('--namespace', '/nobody_here', '--timeout', '0.5', 'clear') == 1
