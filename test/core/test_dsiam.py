@@ -382,6 +382,9 @@ def test_clip_forward_trains_fusion_maps_and_lambdas():
     for parameter in dynamic.trainable_parameters():
         assert parameter.grad is not None and bool(torch.isfinite(parameter.grad).all())
         assert float(parameter.grad.abs().sum()) > 0
+    # the success test's bias is the SiamFC network's, fitted with SiamFC's loss: not trained here
+    assert all(parameter is not dynamic.response_bias
+               for parameter in dynamic.trainable_parameters())
     optimiser = torch.optim.SGD(dynamic.trainable_parameters(), lr=1.0)
     optimiser.step()
     with torch.no_grad():

@@ -44,8 +44,8 @@ vgg19; 0.59 for siamfc"; these are SiamFC features, so the base's 0.59 is kept (
 with both transforms off is SiamFC exactly). The reference's 0.98 shrink of tall targets'
 template crops (``optpars.m``) is not applied: it would change the base's template.
 
-Trainable parts (section 3.5): ``DynamicSiamese`` holds the fusion maps, the two lambdas and the
-response bias;
+Trainable parts (section 3.5): ``DynamicSiamese`` holds the fusion maps and the two lambdas (and
+the fixed response bias);
 ``clip_responses`` is its differentiable forward over a short clip and ``clip_loss`` the logistic
 loss of eq. (10).
 """
@@ -180,8 +180,11 @@ class DynamicSiamese(nn.Module):
         return self.log_suppression_regulariser.exp()
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        """Fusion maps, the two lambdas (section 3.5) and the response bias."""
-        return list(self.parameters())
+        """Fusion maps and the two lambdas (section 3.5). The response bias is not among them:
+        it is the SiamFC network's, fitted with SiamFC's own loss (``fit_response_bias``), and
+        eq. (10)'s unweighted loss would move it to another calibration of the success test."""
+        return [self.log_variation_regulariser, self.log_suppression_regulariser,
+                self.other_fusion_maps]
 
     def fusion_maps(self) -> dict[str, torch.Tensor]:
         """Element-wise weight maps Upsilon^l ``(R, R)``, summing to one over the layers."""
