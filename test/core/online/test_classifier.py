@@ -1,12 +1,15 @@
 """The online classifier on synthetic feature maps with a target and a look-alike distractor."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from siam_tracking_ros.core.online.classifier import (
     AttentionWeights, FrameState, OnlineClassifier, OnlineClassifierConfig, apply_filter,
-    compress, dual_attention, gaussian_labels, response_activation)
+    compress, dual_attention, filter_gauss_newton_step, gaussian_labels, response_activation)
+from siam_tracking_ros.core.online.optim import concat_residuals, gauss_newton
 
 CHANNELS, SIZE = 8, 15
 CENTRE = (SIZE - 1) // 2
@@ -197,6 +200,26 @@ def test_filter_is_the_padded_correlation_with_its_gradients(kernel, layout):
     direction = torch.randn(weight.shape, generator=generator)
     torch.testing.assert_close(torch.autograd.grad(grad_fast, upstream, direction)[0],
                                torch.autograd.grad(grad_reference, upstream, direction)[0])
+
+
+def test_filter_step_is_the_generic_gauss_newton_step():
+    generator = torch.Generator().manual_seed(3)
+    features = torch.randn(5, CHANNELS, 9, 9, generator=generator).contiguous(
+        memory_format=torch.channels_last)
+    labels = torch.rand(5, 10, 10, generator=generator)
+    weights = torch.rand(5, generator=generator)
+    start = torch.randn(1, CHANNELS, 4, 4, generator=generator) / 10
+
+    def residual(params):
+        scores = response_activation(apply_filter(features, params[0]), 0.05)
+        return concat_residuals([weights.sqrt()[:, None, None] * (scores - labels),
+                                 math.sqrt(0.1) * params[0]])
+
+    expected = gauss_newton(residual, [start], num_gn_iter=1, num_cg_iter=4)
+    step = filter_gauss_newton_step(features, labels, weights, start, 0.1, 0.05, 4)
+    torch.testing.assert_close(step.params[0], expected.params[0])
+    assert step.losses == pytest.approx(expected.losses, rel=1e-5)
+    assert step.losses[1] < step.losses[0]
 
 
 def test_reference_shapes_of_the_extractor():
