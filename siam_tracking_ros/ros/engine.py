@@ -305,6 +305,13 @@ class TrackingEngine:
         with self._state_lock:
             return tuple(track.report(None) for track in self._targets.tracks.values())
 
+    def publish_heartbeat(self, publish: Callable[[tuple], None]) -> None:
+        """Call ``publish(reports)`` with every target as the heartbeat reports it, under the
+        state lock: a reply that set or cleared a target is never followed by a heartbeat
+        taken before it."""
+        with self._state_lock:
+            publish(tuple(track.report(None) for track in self._targets.tracks.values()))
+
     def set_thresholds(self, lost: float, recover: float) -> None:
         """New LOST / recover score thresholds for every target (their trackers' config)."""
         with self._tracker_lock:

@@ -443,9 +443,14 @@ class TrackerNode(LifecycleNode):
         if time.monotonic_ns() - self._last_status_ns < HEARTBEAT_S * 1e9:
             return
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self._last_frame_id)
-        status.publish(heartbeat_status(header, engine.snapshot(), engine.tracker_name,
-                                        engine.device, self._rate.rate(),
-                                        **self._counter_values(engine)))
+        counters = self._counters.snapshot()
+        counters['frames_skipped'] = self._slot.skipped
+
+        def publish(targets):
+            counters['catch_up_pending'] = sum(target.catch_up_pending for target in targets)
+            status.publish(heartbeat_status(header, targets, engine.tracker_name, engine.device,
+                                            self._rate.rate(), **counters))
+        engine.publish_heartbeat(publish)
         self._last_status_ns = time.monotonic_ns()
 
     # -- services --------------------------------------------------------------------------
