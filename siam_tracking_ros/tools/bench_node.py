@@ -214,14 +214,18 @@ def measure_node_vs_tracker(trackers, precision: str, sizes, frames: int, warmup
                       'lost_threshold': 0.0, 'publish_debug_image': False,
                       **({'torch_threads': threads} if threads else {})}
         namespace = f'/bench_{os.getpid()}_{len(rows)}'
+        clips = {size: bench_frames(*size, 1 + warmup + frames) for size in sizes}
+        # The bare tracker is timed before the node and this process's DDS client start: their
+        # threads would otherwise share the CPU (and the GIL) with the timed track() calls.
+        bares = {size: bare_tracking(name, precision, *clips[size], warmup) for size in sizes}
         with open(log_path, 'a') as log:
             process = start_tracker_node(namespace, 'uav', parameters, log)
             client = TrackerClient(namespace, 'bench_camera')
             try:
                 client.wait_active(process)
                 for width, height in sizes:
-                    clip, first_box = bench_frames(width, height, 1 + warmup + frames)
-                    bare = bare_tracking(name, precision, clip, first_box, warmup)
+                    clip, first_box = clips[(width, height)]
+                    bare = bares[(width, height)]
                     node = node_tracking(client, clip, first_box, warmup)
                     rows.append({'tracker': name, 'size': f'{width}x{height}',
                                  'precision': bare['precision'], 'tracker_fps': bare['fps'],
