@@ -405,7 +405,10 @@ def reply_agrees_with_published_state(node, camera, rng, log, active):
         return
     after_ns = stamp_to_ns(reply.frame_stamp) if reply.success else stamp_to_ns(
         previous.header.stamp)
+    # A frame's status, not a heartbeat: a heartbeat is stamped with the node's clock, which is
+    # past every camera stamp, so one published before the reply would pass a stamp test alone.
     status = node.status.wait_for(lambda m: stamp_to_ns(m.header.stamp) > after_ns
+                                  and stamp_to_ns(m.header.stamp) in camera.shapes
                                   and m.header.frame_id == 'camera', 10)
     expected = target_ids(previous) + ([probe_id] if reply.success else [])
     if status is None or target_ids(status) != expected:
