@@ -284,6 +284,52 @@ def load_plain_weights(model: torch.nn.Module, path: Path) -> None:
     model.load_state_dict(state_dict, strict=True)
 
 
+CALIBRATION_PAIRS = 16
+CALIBRATION_BATCH = 4
+
+
+def calibration_crops(frames: list[np.ndarray], size: int, count: int,
+                      rng: np.random.Generator) -> torch.Tensor:
+    """``count`` square windows of the ``frames`` (side 10-60 % of the frame's shorter side, at
+    seeded random places), each resized to ``size``: a float ``(count, 3, size, size)`` batch of
+    0-255 pixels in the frames' own channel order."""
+    crops = []
+    for _ in range(count):
+        frame = frames[int(rng.integers(len(frames)))]
+        height, width = frame.shape[:2]
+        side = max(2, int(rng.uniform(0.1, 0.6) * min(height, width)))
+        top, left = int(rng.integers(height - side + 1)), int(rng.integers(width - side + 1))
+        crops.append(cv2.resize(frame[top:top + side, left:left + side], (size, size)))
+    return torch.from_numpy(np.ascontiguousarray(np.stack(crops).transpose(0, 3, 1, 2),
+                                                 dtype=np.float32))
+
+
+def calibrate_batchnorm(model: torch.nn.Module, forward: Callable, exemplars: torch.Tensor,
+                        searches: torch.Tensor) -> None:
+    """Set every BatchNorm layer's running statistics to the mean of its batch statistics over
+    exemplar/search pairs of real image crops, the model's own ``forward(z, x)`` run in training
+    mode; the weights stay as initialised.
+
+    A fresh network's BatchNorm layers hold mean 0 and variance 1, so at inference they pass
+    activations through unscaled: through ResNet-50's fifty He-initialised layers pysot's
+    regression outputs reach 1e7 (1e3 even with statistics of noise images), its ``exp`` of
+    them overflows, and both trackers then compare only infinities. With statistics of its own
+    activations on real crops the network's outputs stay in a trained network's range."""
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [layer.momentum for layer in layers]
+    for layer in layers:
+        layer.reset_running_stats()
+        layer.momentum = None  # a cumulative average over the batches
+    model.train()
+    with torch.no_grad():
+        for first in range(0, len(exemplars), CALIBRATION_BATCH):
+            batch = slice(first, first + CALIBRATION_BATCH)
+            forward(exemplars[batch], searches[batch])
+    model.eval()
+    for layer, momentum in zip(layers, momenta):
+        layer.momentum = momentum
+
+
 # ---------------------------------------------------------------- pysot
 class PysotReference:
     """pysot's SiamRPN tracker from a checkout, on the CPU, with the given weights."""
@@ -299,11 +345,24 @@ class PysotReference:
         self.recorder: NumpyRecorder = module.np
 
     @staticmethod
-    def make_random_weights(checkout: Path, config_file: Path, seed: int, path: Path) -> Path:
-        """A freshly initialised pysot network (seeded), saved as pysot saves snapshots."""
-        builder = pysot_modules(checkout, config_file)['builder']
+    def make_random_weights(checkout: Path, config_file: Path, seed: int, path: Path,
+                            frames_bgr: list[np.ndarray]) -> Path:
+        """A freshly initialised pysot network (seeded), its BatchNorm statistics set on crops
+        of ``frames_bgr`` (:func:`calibrate_batchnorm`), saved as pysot saves snapshots."""
+        modules = pysot_modules(checkout, config_file)
         torch.manual_seed(seed)
-        model = builder.ModelBuilder()
+        model = modules['builder'].ModelBuilder()
+        track_cfg = modules['config'].cfg.TRACK
+
+        def exemplar_then_search(z, x):
+            model.template(z)
+            model.track(x)
+
+        rng = np.random.default_rng(seed)
+        calibrate_batchnorm(
+            model, exemplar_then_search,
+            calibration_crops(frames_bgr, track_cfg.EXEMPLAR_SIZE, CALIBRATION_PAIRS, rng),
+            calibration_crops(frames_bgr, track_cfg.INSTANCE_SIZE, CALIBRATION_PAIRS, rng))
         torch.save({'epoch': 0, 'state_dict': model.state_dict()}, path)
         return path
 
@@ -361,12 +420,21 @@ class SiamFCReference:
         self._margin = math.nan
 
     @staticmethod
-    def make_random_weights(checkout: Path, seed: int, path: Path) -> Path:
-        """siamfc-pytorch's network as its constructor initialises it (seeded), saved as its
-        training saves checkpoints (a plain state dict)."""
+    def make_random_weights(checkout: Path, seed: int, path: Path,
+                            frames_bgr: list[np.ndarray]) -> Path:
+        """siamfc-pytorch's network as its constructor initialises it (seeded), its BatchNorm
+        statistics set on crops of ``frames_bgr`` (:func:`calibrate_batchnorm`; RGB, as it
+        tracks), saved as its training saves checkpoints (a plain state dict)."""
         module = siamfc_module(checkout)
         torch.manual_seed(seed)
-        torch.save(module.TrackerSiamFC().net.state_dict(), path)
+        tracker = module.TrackerSiamFC()
+        net = tracker.net
+        frames_rgb = [np.ascontiguousarray(frame[..., ::-1]) for frame in frames_bgr]
+        rng = np.random.default_rng(seed)
+        calibrate_batchnorm(
+            net, net, calibration_crops(frames_rgb, tracker.cfg.exemplar_sz, CALIBRATION_PAIRS, rng),
+            calibration_crops(frames_rgb, tracker.cfg.instance_sz, CALIBRATION_PAIRS, rng))
+        torch.save(net.state_dict(), path)
         return path
 
     def init(self, image_bgr, box) -> None:
@@ -459,10 +527,11 @@ class ReferenceSpec:
             return PysotReference(self.checkout, self.config_file, weights)
         return SiamFCReference(self.checkout, weights)
 
-    def random_weights(self, seed: int, path: Path) -> Path:
+    def random_weights(self, seed: int, path: Path, frames_bgr: list[np.ndarray]) -> Path:
         if self.kind == 'pysot':
-            return PysotReference.make_random_weights(self.checkout, self.config_file, seed, path)
-        return SiamFCReference.make_random_weights(self.checkout, seed, path)
+            return PysotReference.make_random_weights(self.checkout, self.config_file, seed, path,
+                                                      frames_bgr)
+        return SiamFCReference.make_random_weights(self.checkout, seed, path, frames_bgr)
 
 
 def reference_spec(tracker_name: str, checkout: Path, kind: str | None = None,
@@ -482,11 +551,18 @@ def reference_spec(tracker_name: str, checkout: Path, kind: str | None = None,
     return ReferenceSpec(kind, checkout, Path(config_file) if config_file else None)
 
 
-def reference_weights(spec: ReferenceSpec, tracker_name: str, work_dir: Path,
-                      seed: int) -> WeightsPair:
-    """Seeded random weights made by the reference's network; the package loads the same file."""
-    path = spec.random_weights(seed, work_dir / f'{tracker_name}_reference_seed{seed}.pth')
+def reference_weights(spec: ReferenceSpec, tracker_name: str, work_dir: Path, seed: int,
+                      frames_bgr: list[np.ndarray]) -> WeightsPair:
+    """Seeded random weights made by the reference's network, BatchNorm statistics set on crops
+    of ``frames_bgr``; the package loads the same file."""
+    path = spec.random_weights(seed, work_dir / f'{tracker_name}_reference_seed{seed}.pth',
+                               frames_bgr)
     return WeightsPair('reference', path, path)
+
+
+def first_frames(sequences) -> list[np.ndarray]:
+    """The first frame (BGR) of each sequence: the images random weights are calibrated on."""
+    return [next(iter(sequence.frames())) for sequence in sequences]
 
 
 def compare_on_sequence(tracker_name: str, spec: ReferenceSpec, weights: WeightsPair,

@@ -14,7 +14,8 @@ package) and the package's tracker side by side on dataset sequences, with the s
   package    the package's weights (the shipped file, or a seeded fresh network where none
              ships), exported to the reference's layout and loaded by the reference
   reference  seeded random weights made by the reference's own network, loaded unchanged by
-             the package
+             the package (BatchNorm statistics set on crops of the sequences' first frames,
+             so that a fresh ResNet-50's outputs stay finite)
 
 Per frame it reports the free-run deviation (both track on their own), the lockstep deviation
 (a second package tracker starts each frame from the reference's state) and the reference's
@@ -68,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
         for kind in args.weights:
             weights = (parity.package_weights(args.tracker, spec.kind, work_dir, args.seed)
                        if kind == 'package' else
-                       parity.reference_weights(spec, args.tracker, work_dir, args.seed))
+                       parity.reference_weights(spec, args.tracker, work_dir, args.seed,
+                                                parity.first_frames(dataset)))
             for sequence in dataset:
                 rows = parity.compare_on_sequence(args.tracker, spec, weights, sequence,
                                                   args.frames)

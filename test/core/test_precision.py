@@ -37,13 +37,26 @@ def test_channels_last_puts_model_and_input_in_nhwc():
     assert flat.model.backbone.features[0].weight.is_contiguous()
 
 
-def test_default_layout_is_nchw_in_fp32_and_nhwc_in_reduced_precision():
-    exact = built('siamrpn_alexnet', precision='fp32')
-    assert exact.memory_format is torch.contiguous_format
-    assert not exact.model.backbone.features[0].weight.is_contiguous(
+def _search_crops(tracker):
+    tracker.init(np.zeros((120, 160, 3), np.uint8), (60.0, 40.0, 20.0, 30.0))
+    return tracker.prepare_frame(np.zeros((120, 160, 3), np.uint8)).crops
+
+
+def test_default_layout_in_fp32_is_the_references_and_nhwc_in_reduced_precision():
+    # fp32: NCHW weights, crops as each reference feeds them (pysot: NCHW; siamfc-pytorch: its
+    # exemplar NCHW, its permuted batch of scale crops NHWC).
+    rpn = built('siamrpn_alexnet', precision='fp32')
+    assert not rpn.model.backbone.features[0].weight.is_contiguous(
         memory_format=torch.channels_last)
+    assert _search_crops(rpn).is_contiguous()
+    assert rpn.network_input(torch.zeros(1, 3, 127, 127)).is_contiguous()
+    fc = built('siamfc_alexnet', precision='fp32')
+    assert fc.network_input(_search_crops(fc)).is_contiguous(memory_format=torch.channels_last)
+    assert fc.network_input(torch.zeros(1, 3, 127, 127)).is_contiguous()
     fast = built('siamrpn_alexnet', precision='bf16')
     assert fast.memory_format is torch.channels_last
+    forced = built('siamfc_alexnet', precision='fp32', channels_last=False)
+    assert forced.network_input(_search_crops(forced)).is_contiguous()
 
 
 @pytest.mark.parametrize('name', list_trackers())

@@ -69,6 +69,37 @@ def test_summary_passes_only_within_the_limits_or_at_a_near_tie():
         parity.summarise([])
 
 
+def test_calibration_crops_are_seeded_windows_of_the_frames_resized():
+    frames = [np.full((40, 60, 3), value, np.uint8) for value in (10, 200)]
+    crops = parity.calibration_crops(frames, 9, 6, np.random.default_rng(3))
+    again = parity.calibration_crops(frames, 9, 6, np.random.default_rng(3))
+    assert crops.shape == (6, 3, 9, 9) and crops.dtype == torch.float32
+    assert crops.is_contiguous() and torch.equal(crops, again)
+    assert set(crops.flatten().tolist()) <= {10.0, 200.0}  # every crop lies within one frame
+
+
+def test_batchnorm_calibration_sets_running_statistics_from_the_forward_passes_only():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 4, 3)
+    model = torch.nn.Sequential(conv, torch.nn.BatchNorm2d(4, momentum=0.3))
+    weights = {k: v.clone() for k, v in model.state_dict().items()
+               if not k.startswith('1.running') and k != '1.num_batches_tracked'}
+    searches = 100 + 50 * torch.rand(8, 3, 6, 6)
+
+    parity.calibrate_batchnorm(model, lambda z, x: model(x), searches[:, :, :3, :3], searches)
+
+    norm = model[1]
+    with torch.no_grad():
+        features = conv(searches)
+    batches = features.split(parity.CALIBRATION_BATCH)
+    assert torch.allclose(norm.running_mean,
+                          torch.stack([b.mean((0, 2, 3)) for b in batches]).mean(0), atol=1e-4)
+    assert torch.allclose(norm.running_var, torch.stack(
+        [b.var((0, 2, 3), unbiased=True) for b in batches]).mean(0), rtol=1e-4)
+    assert not model.training and norm.momentum == 0.3
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in weights.items())
+
+
 def test_numpy_recorder_passes_calls_through_and_keeps_copies_of_what_was_chosen_from():
     recorder = parity.NumpyRecorder(['argmax'])
     values = np.array([1.0, 3.0, 2.0])
@@ -178,7 +209,8 @@ def test_siamfc_alexnet_tracks_as_siamfc_pytorch(tmp_path, tmp_path_factory, kin
 def assert_parity(name, spec, kind, work_dir, sequence):
     layout = 'pysot' if spec.kind == 'pysot' else 'siamfc'
     weights = (parity.package_weights(name, layout, work_dir, seed=0) if kind == 'package'
-               else parity.reference_weights(spec, name, work_dir, seed=0))
+               else parity.reference_weights(spec, name, work_dir, seed=0,
+                                             frames_bgr=parity.first_frames([sequence])))
     rows = parity.compare_on_sequence(name, spec, weights, sequence, REFERENCE_FRAMES)
     summary = parity.summarise(rows)
     assert summary.lockstep_max_px < parity.LOCKSTEP_LIMIT_PX, summary.describe()

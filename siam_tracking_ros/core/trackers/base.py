@@ -185,8 +185,7 @@ class SiameseTracker(abc.ABC):
         self.precision = resolve_precision(
             legacy_half_precision(config.precision, half, self.device), self.device)
         self.dtype = precision_dtype(self.precision)
-        self.memory_format = (torch.channels_last if self.uses_channels_last(config)
-                              else torch.contiguous_format)
+        self.memory_format = self.input_memory_format(config)
         self.colour_order = self.default_colour_order
         self.model: nn.Module = self.build_model(config)
         # Reduced precision on CUDA replays the backbone from CUDA graphs (core/cuda_graphs.py).
@@ -237,6 +236,16 @@ class SiameseTracker(abc.ABC):
         if config.channels_last is None:
             return self.precision != 'fp32'
         return bool(config.channels_last)
+
+    def input_memory_format(self, config: TrackerConfig) -> torch.memory_format:
+        """The memory format crops enter the network in. channels_last where
+        ``uses_channels_last``; NCHW when ``config.channels_last`` is False; otherwise (fp32 by
+        default) the layout each crop is cut in (``crop``: NCHW; a tracker's ``crop_search`` may
+        cut its search crops in the layout its reference feeds them, since oneDNN sums an NHWC
+        input in another order than an NCHW one)."""
+        if self.uses_channels_last(config):
+            return torch.channels_last
+        return torch.contiguous_format if config.channels_last is False else torch.preserve_format
 
     def place_model(self) -> None:
         """Put ``self.model`` on the device in eval mode, in the tracker's dtype and memory format,

@@ -79,6 +79,14 @@ class SiamFCTracker(SiameseTracker):
         return CropGeometry(center=self.center.copy(), side=side, out_size=out_size,
                             scale_factors=self.scale_factors)
 
+    def crop_search(self, image, geometry: CropGeometry) -> torch.Tensor:
+        """The scales' crops in channels_last memory: siamfc-pytorch stacks its HWC crops and
+        permutes them, so its batch reaches the backbone as NHWC, while its exemplar (one crop,
+        unsqueezed) runs the NCHW kernels. In fp32 the two layouts' sums differ in the last bits
+        (a few 1e-6 relative), enough to move the peak of a near-flat response by one upsampled cell."""
+        crops = super().crop_search(image, geometry)
+        return crops.contiguous(memory_format=torch.channels_last)
+
     def run_head(self, template_features, search_features) -> torch.Tensor:
         return self.model(template_features, search_features)
 
