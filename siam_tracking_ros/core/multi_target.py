@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils._pytree import TreeSpec, tree_flatten, tree_unflatten
 
 from siam_tracking_ros.core.trackers.base import (FrameContext, SiameseTracker, TrackResult,
                                                   validate_image)
@@ -39,23 +40,14 @@ def concat_batch(parts: Sequence[Any]) -> Any:
     of one layout, joined along the batch dimension (dim 0) leaf by leaf."""
     if not parts:
         raise ValueError('concat_batch needs at least one part')
-    first = parts[0]
-    if isinstance(first, torch.Tensor):
-        if not all(isinstance(part, torch.Tensor) for part in parts):
-            raise ValueError('parts differ in layout: a tensor beside a non-tensor')
-        return torch.cat(list(parts))
-    if isinstance(first, (list, tuple)):
-        if any(type(part) is not type(first) or len(part) != len(first) for part in parts):
-            raise ValueError(f'parts differ in layout: {[type(part).__name__ for part in parts]} '
-                             f'of lengths {[_length(part) for part in parts]}')
-        return _rebuild(first, [concat_batch([part[i] for part in parts])
-                                for i in range(len(first))])
-    if isinstance(first, dict):
-        if any(not isinstance(part, dict) or part.keys() != first.keys() for part in parts):
-            raise ValueError(f'parts differ in layout: keys {[_keys(part) for part in parts]}')
-        return {key: concat_batch([part[key] for part in parts]) for key in first}
-    raise ValueError(f'cannot join {type(first).__name__} along the batch: only tensors, '
-                     'lists, tuples and dicts of them')
+    flattened = [_tensor_leaves(part, 'join') for part in parts]
+    layout = flattened[0][1]
+    for index, (_, other) in enumerate(flattened):
+        if other != layout:
+            raise ValueError(f'parts differ in layout: part 0 is {_one_line(layout)}, '
+                             f'part {index} is {_one_line(other)}')
+    columns = zip(*(leaves for leaves, _ in flattened))
+    return tree_unflatten([torch.cat(column) for column in columns], layout)
 
 
 def split_batch(structure: Any, counts: Sequence[int]) -> list[Any]:
@@ -64,44 +56,31 @@ def split_batch(structure: Any, counts: Sequence[int]) -> list[Any]:
 
     Each part is a copy, not a view: a tracker keeping its features does not keep the whole
     batch alive, and its head reads a tensor of the layout a call on its own crops returns."""
-    total = sum(counts)
     if any(count < 0 for count in counts):
         raise ValueError(f'counts must not be negative, got {list(counts)}')
+    leaves, layout = _tensor_leaves(structure, 'split')
+    total = sum(counts)
+    for leaf in leaves:
+        if leaf.shape[0] != total:
+            raise ValueError(f'a leaf of {leaf.shape[0]} rows cannot be split into parts of '
+                             f'{total} rows in all')
     starts = np.cumsum([0, *counts[:-1]])
-    return [_map_leaves(structure, lambda tensor, a=int(start), n=int(count):
-                        _rows(tensor, a, n, total))
-            for start, count in zip(starts, counts)]
+    return [tree_unflatten([leaf[start:start + count].clone() for leaf in leaves], layout)
+            for start, count in zip(starts.tolist(), counts)]
 
 
-def _rows(tensor: torch.Tensor, start: int, count: int, total: int) -> torch.Tensor:
-    if tensor.shape[0] != total:
-        raise ValueError(f'a leaf of {tensor.shape[0]} rows cannot be split into parts of '
-                         f'{total} rows in all')
-    return tensor[start:start + count].clone()
+def _one_line(layout: TreeSpec) -> str:
+    return ' '.join(str(layout).split())
 
 
-def _map_leaves(value: Any, function: Callable[[torch.Tensor], torch.Tensor]) -> Any:
-    if isinstance(value, torch.Tensor):
-        return function(value)
-    if isinstance(value, (list, tuple)):
-        return _rebuild(value, [_map_leaves(item, function) for item in value])
-    if isinstance(value, dict):
-        return {key: _map_leaves(item, function) for key, item in value.items()}
-    raise ValueError(f'cannot split {type(value).__name__} along the batch: only tensors, '
-                     'lists, tuples and dicts of them')
-
-
-def _rebuild(like: list | tuple, items: list) -> list | tuple:
-    """A list / tuple / named tuple of ``like``'s type holding ``items``."""
-    return type(like)(*items) if hasattr(like, '_fields') else type(like)(items)
-
-
-def _length(value: Any) -> int | None:
-    return len(value) if isinstance(value, (list, tuple)) else None
-
-
-def _keys(value: Any) -> list | None:
-    return list(value) if isinstance(value, dict) else None
+def _tensor_leaves(structure: Any, verb: str) -> tuple[list[torch.Tensor], TreeSpec]:
+    """``structure``'s leaves and layout; every leaf must be a tensor."""
+    leaves, layout = tree_flatten(structure)
+    for leaf in leaves:
+        if not isinstance(leaf, torch.Tensor):
+            raise ValueError(f'cannot {verb} {type(leaf).__name__} along the batch: only '
+                             'tensors, lists, tuples and dicts of them')
+    return leaves, layout
 
 
 class MultiTargetTracker:

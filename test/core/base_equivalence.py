@@ -16,9 +16,9 @@ from siam_tracking_ros.eval.datasets import open_dataset
 from siam_tracking_ros.eval.ope import initial_box
 from siam_tracking_ros.eval.synth import SynthConfig, generate_sequence
 
-# A few dozen frames: enough for the state (centre, size, template, adjusted head) to evolve.
-REAL_FRAMES = 30
-SYNTH_FRAMES = 30
+# Twenty frames: enough for the state (centre, size, template, adjusted head) to evolve.
+REAL_FRAMES = 20
+SYNTH_FRAMES = 20
 
 
 def real_frames(uav_dev: Path, name: str,

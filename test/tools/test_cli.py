@@ -139,7 +139,7 @@ def test_bench_times_a_tracker_and_csrt(tmp_path, capsys):
 
 def test_bench_baseline_ratio_with_repeats_and_config(tmp_path, capsys):
     figures = tmp_path / 'bench.json'
-    code = cli.main(['bench', '--trackers', 'siamfc_alexnet,drol_fc', '--devices', 'cpu',
+    code = cli.main(['bench', '--trackers', 'siamfc_alexnet,siamrpn_alexnet', '--devices', 'cpu',
                      '--sizes', '160x120', '--frames', '2', '--warmup', '1', '--threads', '1',
                      '--baseline', 'siamfc_alexnet', '--repeats', '2',
                      '--config', 'lost_threshold=0', '--json', str(figures)])
@@ -149,8 +149,8 @@ def test_bench_baseline_ratio_with_repeats_and_config(tmp_path, capsys):
     assert result['repeats'] == 2 and result['config_overrides'] == {'lost_threshold': 0}
     rows = {row['tracker']: row for row in result['rows']}
     assert rows['siamfc_alexnet']['ratio_to_baseline'] == pytest.approx(1.0)
-    assert rows['drol_fc']['ratio_to_baseline'] == pytest.approx(
-        rows['drol_fc']['fps'] / rows['siamfc_alexnet']['fps'])
+    assert rows['siamrpn_alexnet']['ratio_to_baseline'] == pytest.approx(
+        rows['siamrpn_alexnet']['fps'] / rows['siamfc_alexnet']['fps'])
 
 
 def test_bench_baseline_must_be_timed(capsys):
