@@ -13,6 +13,15 @@ In lockstep mode ``workers`` > 1 replays that many bags at once, each worker to 
 (``/siamtrack_eval/w<k>/<tracker>``). Each run is scored and saved as soon as it ends
 (``runs/<tracker>/<sequence>/evaluation.json``, with the settings that made it), so that
 ``resume`` replays only the runs not done yet.
+
+A multi-target sequence (``anno/<seq>/<target>.txt``) is one bag and one run ``<seq>``: every
+target is set on the first frame under its target id (the ground-truth file's stem), the
+detections are recorded per id and each target is scored against its own ground truth (a frame
+where it is LOST or not reported is a miss), reported as ``<seq>/<target>`` with its boxes in
+``report/results/<tracker>/<seq>/<target>.txt``, as ``siamtrack eval`` names and writes them.
+A sequence with more targets than the node's ``max_targets`` is refused before any frame is
+replayed: the started nodes' value (``--node-param``, the profile, the node's default) is
+checked before anything starts, an attached node's is read from it before its replay.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import threading
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import yaml
 from tqdm import tqdm
 
 from siam_tracking_ros.bag import convert, live, nodes, reader, report, runlog, score
@@ -135,13 +145,16 @@ class ReplayTask:
 
     tracker: str
     bag: Path
+    # Target ids of a multi-target sequence (empty for a single target).
+    targets: tuple[str, ...] = ()
 
     def run_dir(self, out_dir: Path) -> Path:
         return Path(out_dir) / 'runs' / self.tracker / self.bag.name
 
 
 def is_finished(options: EvalOptions, task: ReplayTask, identity: dict) -> bool:
-    """Whether a complete, saved run of ``task`` with the same identity is on disk."""
+    """Whether a complete, saved run of ``task`` with the same identity (and the same targets)
+    is on disk."""
     run_dir = task.run_dir(options.out_dir)
     record_path = run_dir / EVALUATION_FILE
     if not (record_path.is_file() and (run_dir / runlog.RUN_FILE).is_file()):
@@ -153,35 +166,92 @@ def is_finished(options: EvalOptions, task: ReplayTask, identity: dict) -> bool:
         raise EvaluationError(
             f'{record_path} was made with other settings ({", ".join(differing)} differ); resume '
             'with the same ones, or evaluate into another --out folder')
-    return True
+    # A run of other targets of the sequence (another --sequences selection) is replayed again.
+    return runlog.read_info(run_dir).target_ids == task.targets
 
 
-def save_run(options: EvalOptions, run: score.RunScore, identity: dict) -> None:
-    """The run's boxes and scores, as soon as it is replayed; the record marks it done."""
-    ope.write_boxes(Path(options.out_dir) / 'report' / report.RESULTS_DIR / run.info.tracker /
-                    f'{run.info.sequence}.txt', boxes.zero_based_to_one_based(run.boxes))
-    record_path = run.run_dir / EVALUATION_FILE
+def save_run(options: EvalOptions, runs: list[score.RunScore], identity: dict) -> None:
+    """A replay's boxes and scores (one per target), as soon as it is replayed; the record
+    marks it done."""
+    for run in runs:
+        ope.write_boxes(report.results_path(Path(options.out_dir) / 'report', run),
+                        boxes.zero_based_to_one_based(run.boxes))
+    if runs[0].target:
+        record = {'identity': identity, 'target_scores': {run.target: run.summary()
+                                                          for run in runs}}
+    else:
+        record = {'identity': identity, 'scores': runs[0].summary()}
+    record_path = runs[0].run_dir / EVALUATION_FILE
     partial = record_path.with_name(f'.{record_path.name}.partial')
-    write_json(partial, {'identity': identity, 'scores': run.summary()})
+    write_json(partial, record)
     os.replace(partial, record_path)
 
 
-def sequence_names(options: EvalOptions) -> list[str]:
+def bag_sequences(options: EvalOptions) -> dict[str, convert.BagSequence]:
+    """The evaluated sequences by bag name (a multi-target sequence's targets in one)."""
     names = list(options.sequences) if options.sequences else None
-    return datasets.open_dataset(Path(options.dataset), names).names
+    return convert.bag_sequences(datasets.open_dataset(Path(options.dataset), names))
 
 
-def convert_bags(options: EvalOptions, log, keep: set[str] = frozenset()) -> list[Path]:
-    """One bag per sequence under ``out_dir/bags``; the complete ones named in ``keep`` (whose
-    replays are already done) are left as they are."""
+def node_max_targets(options: EvalOptions) -> int | None:
+    """The ``max_targets`` the started nodes run with: a ``--node-param``, else the profile's,
+    else the node's default. None with ``attach``: the running node's is read at its replay."""
+    if options.attach is not None:
+        return None
+    from siam_tracking_ros.ros.parameters import PARAMETERS
+
+    given = node_spec(options, options.trackers[0]).parameter_values().get('max_targets')
+    source = '--node-param max_targets'
+    if given is None:
+        source = f'max_targets of the {options.profile} profile'
+        given = _profile_parameter(options.profile, 'max_targets',
+                                   PARAMETERS['max_targets'].default)
+    try:
+        return int(given)
+    except (TypeError, ValueError):
+        raise EvaluationError(f'{source} must be an integer, got {given!r}') from None
+
+
+def _profile_parameter(profile: str, name: str, default):
+    """A node parameter as the profile file sets it (``<node>: ros__parameters: ...``)."""
+    from siam_tracking_ros.ros.process import PROFILE_DIR
+
+    path = PROFILE_DIR / f'{profile}.yaml'
+    document = yaml.safe_load(path.read_text()) if path.is_file() else None
+    for section in (document or {}).values():
+        parameters = section.get('ros__parameters') if isinstance(section, dict) else None
+        if isinstance(parameters, dict) and name in parameters:
+            return parameters[name]
+    return default
+
+
+def check_target_limit(options: EvalOptions, bags: dict[str, convert.BagSequence]) -> None:
+    """Refuse, before anything starts, a sequence with more targets than the started nodes
+    take."""
+    if all(len(bag.target_ids) < 2 for bag in bags.values()):
+        return  # max_targets is at least 1
+    limit = node_max_targets(options)
+    if limit is None:
+        return
+    for bag in bags.values():
+        if len(bag.target_ids) > limit:
+            raise EvaluationError(live.too_many_targets(bag.name, len(bag.target_ids), limit,
+                                                        'the started nodes'))
+
+
+def convert_bags(options: EvalOptions, bags: dict[str, convert.BagSequence], log,
+                 keep: set[str] = frozenset()) -> list[Path]:
+    """One bag per sequence of ``bags`` under ``out_dir/bags``; the complete ones named in
+    ``keep`` (whose replays are already done) are left as they are."""
     bag_dir = Path(options.out_dir) / 'bags'
-    names = sequence_names(options)
-    missing = [name for name in names
+    missing = [name for name in bags
                if not (name in keep and (bag_dir / name / BAG_METADATA).is_file())]
     if missing:
         convert.convert_dataset(options.dataset, bag_dir, replace(options.convert, overwrite=True),
-                                missing, options.max_frames, report=log)
-    return [bag_dir / name for name in names]
+                                [sequence.name for name in missing
+                                 for sequence in bags[name].sequences],
+                                options.max_frames, report=log)
+    return [bag_dir / name for name in bags]
 
 
 class _FrameProgress:
@@ -321,25 +391,27 @@ def evaluate(options: EvalOptions, log=print) -> dict:
     saved with the same settings are kept and only the others are replayed.
     """
     out_dir = Path(options.out_dir)
+    bags = bag_sequences(options)
+    check_target_limit(options, bags)
     out_dir.mkdir(parents=True, exist_ok=True)
     identities = {tracker: tracker_identity(options, tracker) for tracker in options.trackers}
-    names = sequence_names(options)
     bag_dir = out_dir / 'bags'
-    tasks = [ReplayTask(tracker, bag_dir / name) for tracker in options.trackers for name in names]
+    tasks = [ReplayTask(tracker, bag_dir / name, bag.target_ids)
+             for tracker in options.trackers for name, bag in bags.items()]
     finished = {task for task in tasks
                 if options.resume and is_finished(options, task, identities[task.tracker])}
     remaining = [task for task in tasks if task not in finished]
     still_needed = {task.bag.name for task in remaining}
-    convert_bags(options, log, keep={name for name in names if name not in still_needed})
+    convert_bags(options, bags, log, keep={name for name in bags if name not in still_needed})
     # Scored after the conversion: scoring reads the bag's ground truth.
-    done = {task: score.score_run(task.run_dir(out_dir)) for task in finished}
+    done = {task: score.score_run_targets(task.run_dir(out_dir)) for task in finished}
     if done:
         log(f'resuming: {len(done)} of {len(tasks)} runs already done')
 
     def replayed(task: ReplayTask, run_dir: Path) -> None:
-        run = score.score_run(run_dir)
-        save_run(options, run, identities[task.tracker])
-        done[task] = run
+        runs = score.score_run_targets(run_dir)
+        save_run(options, runs, identities[task.tracker])
+        done[task] = runs
 
     frame_counts = {name: reader.bag_info(bag_dir / name).frame_count for name in still_needed}
     total = sum(frame_counts[task.bag.name] for task in remaining)
@@ -347,7 +419,7 @@ def evaluate(options: EvalOptions, log=print) -> dict:
             tqdm(total=total, desc='bag eval', unit='frame', disable=not options.progress,
                  dynamic_ncols=True) as bar:
         run_tasks(options, remaining, processes, _FrameProgress(bar), replayed, log)
-    runs = [done[task] for task in tasks]
+    runs = [run for task in tasks for run in done[task]]
     result = report.write_report(out_dir / 'report', runs, Path(options.dataset).name)
     log(report.markdown(result))
     return result

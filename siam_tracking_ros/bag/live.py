@@ -4,6 +4,11 @@ collecting what it publishes.
 Messages are handled serialized: frames go out as CDR bytes (re-stamped with the time they are
 published, so that ``receipt - stamp`` is the end-to-end latency) and detections / status come in
 as CDR bytes, which are written to the record bag unchanged and parsed with the bag typestore.
+
+A multi-target bag (:mod:`siam_tracking_ros.bag.convert`) is replayed with all its targets: each
+is set on the first frame through the stamped ``set_target`` under its own target id, after the
+node's ``max_targets`` parameter was checked to allow that many, and every detection array
+received is recorded once per target (the detection with its id, or no box).
 """
 
 from __future__ import annotations
@@ -124,11 +129,33 @@ def _join(namespace: str, name: str) -> str:
     return f'{namespace.rstrip("/")}/{name}'
 
 
+def received_detections(message, receipt_ns: int,
+                        targets: tuple[str, ...] = ()) -> list[runlog.ReceivedDetection]:
+    """The rows a received ``Detection2DArray`` is recorded as: one with its first detection's
+    box (none when empty) for a single target; with ``targets``, one per target id with the box
+    of the detection carrying that id, none when the array has no such detection."""
+    stamp_ns = stamp_to_ns(message.header.stamp)
+
+    def row(detection, target_id: str = '') -> runlog.ReceivedDetection:
+        x, y, w, h = (messages.detection_box(detection) if detection is not None
+                      else (float('nan'),) * 4)
+        score = messages.detection_score(detection) if detection is not None else float('nan')
+        return runlog.ReceivedDetection(stamp_ns=stamp_ns, receipt_ns=receipt_ns, x=x, y=y, w=w,
+                                        h=h, score=score, target_id=target_id)
+
+    if not targets:
+        return [row(message.detections[0] if len(message.detections) else None)]
+    found = messages.detections_by_target(message)
+    return [row(found.get(target_id), target_id) for target_id in targets]
+
+
 class Recorder:
     """Collects a node's detections and status (serialized) with their receipt times."""
 
-    def __init__(self, namespace: str):
+    def __init__(self, namespace: str, targets: tuple[str, ...] = ()):
         self.namespace = namespace
+        # Ids of a multi-target run: each array is recorded as one row per target.
+        self.targets = tuple(targets)
         self.detections: list[runlog.ReceivedDetection] = []
         self.statuses: list[runlog.ReceivedStatus] = []
         self.raw: list[tuple[str, int, bytes]] = []  # (topic, receipt_ns, cdr)
@@ -146,13 +173,9 @@ class Recorder:
     def on_detections(self, data: bytes) -> None:
         receipt_ns = time.time_ns()
         message = self._store.deserialize_cdr(data, DETECTIONS_TYPE)
-        box = messages.detection_array_box(message)
-        x, y, w, h = box if box is not None else (float('nan'),) * 4
-        detection = runlog.ReceivedDetection(
-            stamp_ns=stamp_to_ns(message.header.stamp), receipt_ns=receipt_ns, x=x, y=y, w=w, h=h,
-            score=messages.detection_array_score(message))
+        rows = received_detections(message, receipt_ns, self.targets)
         with self._changed:
-            self.detections.append(detection)
+            self.detections.extend(rows)
             self.raw.append((self.detections_topic, receipt_ns, bytes(data)))
             self._changed.notify_all()
 
@@ -186,7 +209,7 @@ class Recorder:
         detections, statuses, raw = self.snapshot()
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        runlog.write_detections(run_dir, detections)
+        runlog.write_detections(run_dir, detections, by_target=bool(self.targets))
         runlog.write_statuses(run_dir, statuses)
         write_record_bag(run_dir / runlog.RECORD_BAG, raw,
                          {self.detections_topic: DETECTIONS_TYPE, self.status_topic: STATUS_TYPE},
@@ -291,13 +314,15 @@ class ReplayOptions:
 
 
 class Replayer:
-    """Publishes one bag to one node and records its answers (one run)."""
+    """Publishes one bag to one node and records its answers (one run); ``targets``: the ids
+    of a multi-target bag (empty for a single target)."""
 
-    def __init__(self, endpoint: RosEndpoint, options: ReplayOptions, log=print):
+    def __init__(self, endpoint: RosEndpoint, options: ReplayOptions, log=print,
+                 targets: tuple[str, ...] = ()):
         Image, _, _, SetTarget, Trigger = _interface_types()
         self.endpoint, self.options, self.log = endpoint, options, log
         self._set_target_type = SetTarget
-        self.recorder = Recorder(options.namespace)
+        self.recorder = Recorder(options.namespace, targets)
         self._subscriptions = attach_recorder(endpoint, self.recorder)
         node = endpoint.node
         image_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
@@ -356,18 +381,63 @@ class Replayer:
         self.published.append(published)
         return published
 
+    def node_max_targets(self) -> int:
+        """The ``max_targets`` parameter of the node offering the replay's ``set_target``."""
+        from rcl_interfaces.msg import ParameterType
+        from rcl_interfaces.srv import GetParameters
+
+        node_name = self._target_node_name()
+        client = self.endpoint.node.create_client(
+            GetParameters, _join(self.options.namespace, f'{node_name}/get_parameters'))
+        try:
+            if not client.wait_for_service(timeout_sec=self.options.frame_timeout_s):
+                raise ReplayError(f'cannot read max_targets of the node at '
+                                  f'{self.options.namespace}: {client.srv_name} is not offered')
+            reply = self._call(client, GetParameters.Request(names=['max_targets']),
+                               'get_parameters max_targets')
+        finally:
+            self.endpoint.node.destroy_client(client)
+        if len(reply.values) != 1 or reply.values[0].type != ParameterType.PARAMETER_INTEGER:
+            raise ReplayError(f'the node at {self.options.namespace} ({node_name}) has no '
+                              'integer max_targets parameter')
+        return int(reply.values[0].integer_value)
+
+    def _target_node_name(self) -> str:
+        """Name of the node in the replay's namespace that offers its set_target service."""
+        graph = self.endpoint.node
+        namespace = '/' + self.options.namespace.strip('/')
+        service = self.set_target_client.srv_name
+        for name, node_namespace in graph.get_node_names_and_namespaces():
+            if node_namespace == namespace and service in dict(
+                    graph.get_service_names_and_types_by_node(name, node_namespace)):
+                return name
+        raise ReplayError(f'no node in {namespace} offers {service}')
+
+    def check_target_room(self, sequence: str) -> None:
+        """Refuse, before any frame goes out, a bag with more targets than the node takes."""
+        count = len(self.recorder.targets)
+        if count < 2:  # max_targets is at least 1
+            return
+        limit = self.node_max_targets()
+        if count > limit:
+            raise ReplayError(too_many_targets(sequence, count, limit,
+                                               f'the node at {self.options.namespace}'))
+
     def start_target(self, frame: reader.BagFrame, data: bytes, box) -> None:
-        """Publish the first frame and initialise the target on it through ``set_target``.
+        """:meth:`start_targets` for the one target of a single-target bag (id
+        ``options.target_id``)."""
+        self.start_targets(frame, data, {self.options.target_id: box})
+
+    def start_targets(self, frame: reader.BagFrame, data: bytes, boxes_by_target: dict) -> None:
+        """Publish the first frame and initialise every target on it through ``set_target``
+        (stamped with that frame, each under its target id, in the order given).
 
         The node answers every frame it takes in (an empty array while idle), so once the
-        first frame's answer is back the frame is in the node's history and the target can be
-        set on it. A node still loading its model answers nothing: the frame is published
-        again until the connection timeout.
+        first frame's answer is back the frame is in the node's history and the targets can be
+        set on it; no later frame is published before they all are, so none has to catch up.
+        A node still loading its model answers nothing: the frame is published again until
+        the connection timeout.
         """
-        request = self._set_target_type.Request()
-        request.x, request.y, request.width, request.height = (float(v) for v in box)
-        request.target_id = self.options.target_id
-        request.label = self.options.tracker_label
         deadline = time.monotonic() + self.options.connect_timeout_s
         while time.monotonic() < deadline:
             published = self.publish(frame, data)
@@ -375,13 +445,22 @@ class Replayer:
                                                 include_status=True):
                 self.published.pop()
                 continue
-            request.stamp = _time_message(published.stamp_ns)
-            reply = self._call(self.set_target_client, request, 'set_target')
-            if not reply.success:
-                raise ReplayError(f'the node refused the target {tuple(box)}: {reply.message}')
+            for target_id, box in boxes_by_target.items():
+                self._set_target(published.stamp_ns, target_id, box)
             return
         raise ReplayError(f'the node at {self.options.namespace} did not take in the first frame '
                           f'within {self.options.connect_timeout_s:g} s')
+
+    def _set_target(self, stamp_ns: int, target_id: str, box) -> None:
+        request = self._set_target_type.Request()
+        request.x, request.y, request.width, request.height = (float(v) for v in box)
+        request.target_id = target_id
+        request.label = self.options.tracker_label
+        request.stamp = _time_message(stamp_ns)
+        reply = self._call(self.set_target_client, request, 'set_target')
+        if not reply.success:
+            named = f' {target_id!r}' if self.recorder.targets else ''
+            raise ReplayError(f'the node refused the target{named} {tuple(box)}: {reply.message}')
 
     def clear_target(self) -> None:
         _, _, _, _, Trigger = _interface_types()
@@ -424,6 +503,14 @@ def _time_message(stamp_ns: int):
     return Time(sec=stamp_ns // NANOSECONDS, nanosec=stamp_ns % NANOSECONDS)
 
 
+def too_many_targets(sequence: str, count: int, limit: int, node: str) -> str:
+    """Why a sequence cannot be replayed to a node taking fewer targets than it has."""
+    return (f'sequence {sequence} has {count} targets but max_targets of {node} is {limit}; '
+            f'set max_targets to {count} or more (bag eval: --node-param '
+            f'max_targets:={count}), or select fewer of its targets (--sequences '
+            f'{sequence}/<target>,...)')
+
+
 def initial_box(bag: reader.BagInfo, box=None) -> tuple[float, float, float, float]:
     """The box to initialise on: ``box`` when given, else the bag's first ground-truth box."""
     if box is not None:
@@ -438,28 +525,53 @@ def initial_box(bag: reader.BagInfo, box=None) -> tuple[float, float, float, flo
     return tuple(float(v) for v in first)
 
 
+def initial_boxes(bag: reader.BagInfo, box=None) -> dict[str, tuple[float, float, float, float]]:
+    """Each target's box to initialise on, by target id: a multi-target bag's first-frame
+    ground truth, or for a single-target bag ``{'': initial_box(bag, box)}``."""
+    if not bag.targets:
+        return {'': initial_box(bag, box)}
+    if box is not None:
+        raise ReplayError(f'bag {bag.path} holds {len(bag.targets)} targets, each set on its '
+                          'first-frame ground truth; --box sets the one target of a '
+                          'single-target bag')
+    firsts = {target_id: truth[0]
+              for target_id, truth in reader.read_target_ground_truth(bag).items()}
+    unknown = [target_id for target_id, first in firsts.items()
+               if not messages.box_is_known(first)]
+    if unknown:
+        raise ReplayError(f'bag {bag.path}: target(s) {", ".join(unknown)} have no ground-truth '
+                          'box on the first frame, where every target is set')
+    return {target_id: tuple(float(v) for v in first) for target_id, first in firsts.items()}
+
+
 def replay_bag(bag_path: Path, run_dir: Path, options: ReplayOptions, box=None,
                endpoint: RosEndpoint | None = None, log=print, progress=None,
                health_check=None) -> runlog.RunInfo:
     """Replay one bag to the node at ``options.namespace`` and write the run folder."""
     bag = reader.bag_info(Path(bag_path))
-    init_box = initial_box(bag, box)
+    init_boxes = initial_boxes(bag, box)
     run_dir = Path(run_dir)
     if (run_dir / runlog.RUN_FILE).exists():
         raise ReplayError(f'{run_dir} already holds a run; choose a new output folder')
     info = runlog.RunInfo(bag=str(bag.path.resolve()), sequence=bag.sequence,
                           tracker=options.tracker_label or options.namespace.strip('/'),
                           namespace=options.namespace, mode=options.mode, rate=options.rate,
-                          init_box=init_box, frame_timeout_s=options.frame_timeout_s)
+                          init_box=next(iter(init_boxes.values())),
+                          frame_timeout_s=options.frame_timeout_s,
+                          targets=tuple(init_boxes.items()) if bag.targets else ())
     own_endpoint = endpoint is None
     endpoint = endpoint or RosEndpoint(f'siamtrack_replay_{int(time.time() * 1000) % 10**9}')
     try:
-        replayer = Replayer(endpoint, options, log)
+        replayer = Replayer(endpoint, options, log, bag.targets)
         try:
             replayer.wait_for_node(health_check)
+            replayer.check_target_room(bag.sequence)
             frames = prefetch((frame, publishable_frame(frame)) for frame in reader.iter_frames(bag))
             first_frame, first_data = next(frames)
-            replayer.start_target(first_frame, first_data, init_box)
+            if bag.targets:
+                replayer.start_targets(first_frame, first_data, init_boxes)
+            else:
+                replayer.start_target(first_frame, first_data, init_boxes[''])
             counted = _counting(frames, bag.frame_count, progress)
             if options.mode == 'lockstep':
                 replayer.run_lockstep(counted)

@@ -3,7 +3,8 @@
 Boxes here are the tracker API's 0-based ``(x, y, w, h)``; a ``vision_msgs/BoundingBox2D``
 carries the centre in continuous pixel coordinates, ``(x + w/2, y + h/2)`` (see
 docs/architecture.md). A frame whose box is unknown (NaN ground truth, a lost target) is an
-empty ``Detection2DArray``.
+empty ``Detection2DArray``; with several targets an array holds one ``Detection2D`` per target
+whose box is known, its ``id`` the target's id.
 """
 
 from __future__ import annotations
@@ -80,19 +81,33 @@ def detection_array_message(store, box, stamp_ns: int, frame_id: str, target_id:
 
     ``score`` adds one ``ObjectHypothesisWithPose`` (class ``label``); ground truth has none.
     """
-    types = store.types
     array_header = header(store, stamp_ns, frame_id)
-    if not box_is_known(box):
-        return types[DETECTIONS_TYPE](header=array_header, detections=[])
+    detections = ([_detection(store, array_header, box, target_id, label, score)]
+                  if box_is_known(box) else [])
+    return store.types[DETECTIONS_TYPE](header=array_header, detections=detections)
+
+
+def targets_array_message(store, boxes_by_target: dict, stamp_ns: int, frame_id: str):
+    """A ``vision_msgs/Detection2DArray`` with one detection per target whose box is known
+    (``Detection2D.id`` = the target's id), as the node publishes several targets; a target
+    without a box on this frame has none."""
+    array_header = header(store, stamp_ns, frame_id)
+    detections = [_detection(store, array_header, box, target_id)
+                  for target_id, box in boxes_by_target.items() if box_is_known(box)]
+    return store.types[DETECTIONS_TYPE](header=array_header, detections=detections)
+
+
+def _detection(store, array_header, box, target_id: str, label: str = '',
+               score: float | None = None):
+    types = store.types
     cx, cy, w, h = box_to_center_size(box)
     bbox = types['vision_msgs/msg/BoundingBox2D'](
         center=types['vision_msgs/msg/Pose2D'](
             position=types['vision_msgs/msg/Point2D'](x=cx, y=cy), theta=0.0),
         size_x=w, size_y=h)
     results = [] if score is None else [_hypothesis(store, label, score)]
-    detection = types['vision_msgs/msg/Detection2D'](
+    return types['vision_msgs/msg/Detection2D'](
         header=array_header, results=results, bbox=bbox, id=target_id)
-    return types[DETECTIONS_TYPE](header=array_header, detections=[detection])
 
 
 def _hypothesis(store, label: str, score: float):
@@ -107,20 +122,33 @@ def _hypothesis(store, label: str, score: float):
         pose=pose)
 
 
-def detection_array_box(message):
-    """The first detection's 0-based ``(x, y, w, h)``, or None for an empty array.
-
-    Works on rosbags and rclpy messages alike (same field names).
-    """
-    if len(message.detections) == 0:
-        return None
-    bbox = message.detections[0].bbox
+def detection_box(detection) -> tuple[float, float, float, float]:
+    """A ``Detection2D``'s 0-based ``(x, y, w, h)``."""
+    bbox = detection.bbox
     return center_size_to_box(float(bbox.center.position.x), float(bbox.center.position.y),
                               float(bbox.size_x), float(bbox.size_y))
 
 
-def detection_array_score(message) -> float:
-    """The first hypothesis' score of the first detection, NaN when there is none."""
-    if len(message.detections) == 0 or len(message.detections[0].results) == 0:
+def detection_score(detection) -> float:
+    """A ``Detection2D``'s first hypothesis score, NaN when it has none."""
+    if len(detection.results) == 0:
         return math.nan
-    return float(message.detections[0].results[0].hypothesis.score)
+    return float(detection.results[0].hypothesis.score)
+
+
+def detection_array_box(message):
+    """The first detection's 0-based ``(x, y, w, h)``, or None for an empty array.
+
+    Works on rosbags and rclpy messages alike (same field names), as do the functions below.
+    """
+    if len(message.detections) == 0:
+        return None
+    return detection_box(message.detections[0])
+
+
+def detections_by_target(message) -> dict:
+    """The array's detections keyed by ``Detection2D.id`` (the first one where an id repeats)."""
+    found = {}
+    for detection in message.detections:
+        found.setdefault(str(detection.id), detection)
+    return found

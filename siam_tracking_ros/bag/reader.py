@@ -3,6 +3,7 @@ topic and, for scoring, a Detection2DArray ground-truth topic)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,8 @@ class BagInfo:
     frame_stamps: tuple[int, ...]
     ground_truth_topic: str | None
     fps: float
+    # Target ids of a multi-target bag (convert.META_TARGETS); empty for a single target.
+    targets: tuple[str, ...] = ()
 
     @property
     def frame_count(self) -> int:
@@ -114,7 +117,23 @@ def bag_info(path: Path, image_topic: str | None = None) -> BagInfo:
     return BagInfo(path=path, sequence=custom.get(convert.META_SEQUENCE) or path.name,
                    image_topic=topic, image_type=image_type, frame_stamps=tuple(stamps),
                    ground_truth_topic=truth_topic,
-                   fps=float(custom.get(convert.META_FPS) or _rate_from_stamps(stamps)))
+                   fps=float(custom.get(convert.META_FPS) or _rate_from_stamps(stamps)),
+                   targets=_target_ids(custom, path))
+
+
+def _target_ids(custom: dict, path: Path) -> tuple[str, ...]:
+    text = custom.get(convert.META_TARGETS)
+    if not text:
+        return ()
+    try:
+        ids = json.loads(text)
+    except ValueError:
+        ids = None
+    if not (isinstance(ids, list) and ids and all(isinstance(i, str) and i for i in ids)
+            and len(set(ids)) == len(ids)):
+        raise BagError(f'bag {path}: custom_data {convert.META_TARGETS} must be a JSON list of '
+                       f'distinct non-empty target ids, got {text!r}')
+    return tuple(ids)
 
 
 def _rate_from_stamps(stamps: list[int]) -> float:
@@ -157,22 +176,46 @@ def iter_frames(info: BagInfo):
         reader.close()
 
 
-def read_ground_truth(info: BagInfo) -> np.ndarray:
-    """N x 4 0-based boxes aligned with the bag's frames (NaN rows for empty arrays)."""
+def _ground_truth_messages(info: BagInfo) -> list:
+    """The ground-truth Detection2DArray of each of the bag's frames, in frame order."""
     if info.ground_truth_topic is None:
         raise BagError(f'bag {info.path} has no vision_msgs/Detection2DArray ground-truth topic')
     store = project_typestore()
     reader = open_reader(info.path)
     try:
         connections = [c for c in reader.connections if c.topic == info.ground_truth_topic]
-        boxes_by_stamp = _read_checked(lambda: {
-            stamp: messages.detection_array_box(store.deserialize_cdr(data, DETECTIONS_TYPE))
+        by_stamp = _read_checked(lambda: {
+            stamp: store.deserialize_cdr(data, DETECTIONS_TYPE)
             for _, stamp, data in reader.messages(connections=connections)}, info.path)
     finally:
         reader.close()
-    missing = [index for index, stamp in enumerate(info.frame_stamps) if stamp not in boxes_by_stamp]
+    missing = [index for index, stamp in enumerate(info.frame_stamps) if stamp not in by_stamp]
     if missing:
         raise BagError(f'bag {info.path}: {len(missing)} frames have no ground-truth message with '
                        f'their stamp (first: frame {missing[0]})')
-    return np.array([boxes_by_stamp[stamp] if boxes_by_stamp[stamp] is not None
-                     else (np.nan,) * 4 for stamp in info.frame_stamps], dtype=np.float64)
+    return [by_stamp[stamp] for stamp in info.frame_stamps]
+
+
+def _box_rows(boxes) -> np.ndarray:
+    return np.array([box if box is not None else (np.nan,) * 4 for box in boxes],
+                    dtype=np.float64)
+
+
+def read_ground_truth(info: BagInfo) -> np.ndarray:
+    """N x 4 0-based boxes aligned with the bag's frames (NaN rows for empty arrays)."""
+    return _box_rows(messages.detection_array_box(message)
+                     for message in _ground_truth_messages(info))
+
+
+def read_target_ground_truth(info: BagInfo) -> dict[str, np.ndarray]:
+    """Each target's N x 4 0-based boxes of a multi-target bag, by target id (NaN rows where
+    a frame's array has no detection with that id)."""
+    if not info.targets:
+        raise BagError(f'bag {info.path} holds a single target (no {convert.META_TARGETS} in its '
+                       'metadata); read its ground truth with read_ground_truth')
+    by_frame = [messages.detections_by_target(message)
+                for message in _ground_truth_messages(info)]
+    return {target_id: _box_rows(
+                messages.detection_box(found[target_id]) if target_id in found else None
+                for found in by_frame)
+            for target_id in info.targets}

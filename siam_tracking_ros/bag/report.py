@@ -4,6 +4,11 @@ of ``siamtrack eval``'s results.json plus the ROS figures (latency, dropped fram
 Writes ``report.json``, ``report.md`` (overall and per-sequence tables), the success / precision
 plots and the per-frame boxes as ``results/<tracker>/<sequence>.txt`` (1-based, like the offline
 evaluation writes them, so both can be compared line by line).
+
+Each target of a multi-target run is an entry of its own, ``<seq>/<target>``, with its boxes in
+``results/<tracker>/<seq>/<target>.txt``, and counts in the overall scores as a sequence does,
+as in ``siamtrack eval``. The ROS figures (frames published and dropped, latency, output rate)
+count each replay once, however many targets it scored.
 """
 
 from __future__ import annotations
@@ -27,7 +32,13 @@ class ReportError(ValueError):
     """Runs that cannot be put into one report."""
 
 
+def _replays(runs: list[RunScore]) -> list[RunScore]:
+    """One scored run per replay (the targets of a multi-target run share its ROS figures)."""
+    return list({run.run_dir: run for run in runs}.values())
+
+
 def _ros_figures(runs: list[RunScore]) -> dict:
+    runs = _replays(runs)
     latency = LatencyStats.of(np.concatenate([run.latencies_ms for run in runs]))
     return {'mode': ', '.join(sorted({run.info.mode for run in runs})),
             'published': sum(run.published for run in runs),
@@ -41,9 +52,10 @@ def _sequence_entry(run: RunScore) -> dict:
 
 
 def _tracker_entry(runs: list[RunScore]) -> dict:
-    sequences = {run.info.sequence: _sequence_entry(run) for run in runs}
-    answered = sum(run.published - run.dropped for run in runs)
-    seconds = sum((run.published - run.dropped) / run.fps for run in runs
+    sequences = {run.name: _sequence_entry(run) for run in runs}
+    replays = _replays(runs)
+    answered = sum(run.published - run.dropped for run in replays)
+    seconds = sum((run.published - run.dropped) / run.fps for run in replays
                   if np.isfinite(run.fps) and run.fps > 0)
     overall = ope._score_entry(metrics.mean_score([run.score for run in runs]),
                                answered / seconds if seconds > 0 else float('nan'),
@@ -58,9 +70,9 @@ def build_report(runs: list[RunScore], dataset: str) -> dict:
         raise ReportError('no runs to report on')
     by_tracker: dict[str, list[RunScore]] = defaultdict(list)
     for run in runs:
-        taken = {other.info.sequence for other in by_tracker[run.info.tracker]}
-        if run.info.sequence in taken:
-            raise ReportError(f'two runs of {run.info.sequence} are labelled {run.info.tracker}; '
+        taken = {other.name for other in by_tracker[run.info.tracker]}
+        if run.name in taken:
+            raise ReportError(f'two runs of {run.name} are labelled {run.info.tracker}; '
                               'give the runs distinct tracker labels')
         by_tracker[run.info.tracker].append(run)
     return {'dataset': dataset, 'source': 'rosbag replay through the tracker node',
@@ -112,13 +124,17 @@ def markdown(report: dict) -> str:
     return '\n'.join(lines)
 
 
+def results_path(out_dir: Path, run: RunScore) -> Path:
+    """``<out_dir>/results/<tracker>/<seq>.txt`` (``<seq>/<target>.txt`` for a target)."""
+    return Path(out_dir) / RESULTS_DIR / run.info.tracker / f'{run.name}.txt'
+
+
 def write_report(out_dir: Path, runs: list[RunScore], dataset: str) -> dict:
     """Write report.json, report.md, the plots and the per-frame boxes; returns the report."""
     out_dir = Path(out_dir)
     report = build_report(runs, dataset)
     for run in runs:
-        ope.write_boxes(out_dir / RESULTS_DIR / run.info.tracker / f'{run.info.sequence}.txt',
-                        boxes.zero_based_to_one_based(run.boxes))
+        ope.write_boxes(results_path(out_dir, run), boxes.zero_based_to_one_based(run.boxes))
     write_json(out_dir / REPORT_JSON, report)
     (out_dir / REPORT_MARKDOWN).write_text(markdown(report))
     plots.plot_report(report, out_dir)

@@ -10,6 +10,13 @@ the image it tracked). The box a frame is scored with depends on the mode:
 
 The first frame is scored with the box the target was initialised with, as in one-pass
 evaluation. OPE figures come from :mod:`siam_tracking_ros.eval.metrics`.
+
+A multi-target run is scored target by target (:func:`score_run_targets`), each as a run of its
+own named ``<seq>/<target>`` (as ``siamtrack eval`` names them): its rows of the run's
+detections (each array's detection with that id, none when the array lacks it, see
+:mod:`~siam_tracking_ros.bag.runlog`) go through the same matching against its own ground
+truth, so a frame where it is LOST or not reported is a miss. Its latency, rate and drops are
+those of the arrays, shared by the run's targets.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from siam_tracking_ros.bag import reader, runlog
-from siam_tracking_ros.eval import metrics
+from siam_tracking_ros.eval import datasets, metrics
 
 NAN_BOX = (np.nan, np.nan, np.nan, np.nan)
 
@@ -59,9 +66,17 @@ class RunScore:
     fps: float
     published: int             # frames published after the initial one
     dropped: int               # of those, frames with no detection of their own
+    target: str = ''           # the target scored, in a multi-target run
+
+    @property
+    def name(self) -> str:
+        """The sequence, or ``<seq>/<target>`` for a target of a multi-target run."""
+        if not self.target:
+            return self.info.sequence
+        return f'{self.info.sequence}{datasets.TARGET_SEPARATOR}{self.target}'
 
     def summary(self) -> dict:
-        return {'tracker': self.info.tracker, 'sequence': self.info.sequence,
+        return {'tracker': self.info.tracker, 'sequence': self.name,
                 'mode': self.info.mode, 'rate': self.info.rate, **self.score.summary(),
                 'fps': self.fps, 'published': self.published, 'dropped': self.dropped,
                 **self.latency.summary()}
@@ -141,18 +156,56 @@ def _check_complete(frames, frame_count: int, run_dir: Path) -> None:
             'score complete runs only')
 
 
-def score_run(run_dir: Path) -> RunScore:
-    """Score one run folder against the ground truth of the bag it replayed."""
-    run_dir = Path(run_dir)
+def rows_of_target(detections, target_id: str) -> list[runlog.ReceivedDetection]:
+    """A multi-target run's detection rows for one target."""
+    return [detection for detection in detections if detection.target_id == target_id]
+
+
+def _read_run(run_dir: Path):
+    """A complete run's info, frames, detections and the bag it replayed."""
     info = runlog.read_info(run_dir)
     frames = runlog.read_frames(run_dir)
     detections = runlog.read_detections(run_dir)
     bag = reader.bag_info(Path(info.bag))
-    ground_truth = reader.read_ground_truth(bag)
     _check_complete(frames, bag.frame_count, run_dir)
-    boxes = tracker_boxes(frames, detections, info.init_box, info.mode)
+    return info, frames, detections, bag
+
+
+def _score(run_dir: Path, info: runlog.RunInfo, frames, detections, init_box, ground_truth,
+           target: str = '') -> RunScore:
+    boxes = tracker_boxes(frames, detections, init_box, info.mode)
     return RunScore(run_dir=run_dir, info=info, boxes=boxes, ground_truth=ground_truth,
                     score=metrics.score_sequence(boxes, ground_truth),
                     latencies_ms=latencies_ms(frames, detections),
                     fps=output_rate(frames, detections),
-                    published=len(frames) - 1, dropped=dropped_count(frames, detections))
+                    published=len(frames) - 1, dropped=dropped_count(frames, detections),
+                    target=target)
+
+
+def score_run(run_dir: Path) -> RunScore:
+    """Score one single-target run folder against the ground truth of the bag it replayed."""
+    run_dir = Path(run_dir)
+    targets = runlog.read_info(run_dir).targets
+    if targets:
+        raise runlog.RunLogError(f'run {run_dir} tracked {len(targets)} targets; score it with '
+                                 'score_run_targets (one score per target)')
+    [run] = score_run_targets(run_dir)
+    return run
+
+
+def score_run_targets(run_dir: Path) -> list[RunScore]:
+    """One score per target of a run folder, in the order they were set (a single-target run:
+    the one :func:`score_run` gives)."""
+    run_dir = Path(run_dir)
+    info, frames, detections, bag = _read_run(run_dir)
+    if not info.targets:
+        return [_score(run_dir, info, frames, detections, info.init_box,
+                       reader.read_ground_truth(bag))]
+    truths = reader.read_target_ground_truth(bag)
+    missing = [target_id for target_id in info.target_ids if target_id not in truths]
+    if missing:
+        raise runlog.RunLogError(f'run {run_dir} tracked target(s) {", ".join(missing)}, which '
+                                 f'the bag {bag.path} has no ground truth of')
+    return [_score(run_dir, info, frames, rows_of_target(detections, target_id), box,
+                   truths[target_id], target_id)
+            for target_id, box in info.targets]

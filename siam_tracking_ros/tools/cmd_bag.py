@@ -3,6 +3,13 @@
 Subcommands: ``convert`` (sequences to bags), ``replay`` (a bag to a running node, recording its
 answers), ``record`` (a node's detections and status to a bag and CSV), ``score`` (runs to a
 report) and ``eval`` (all of it, starting one node per tracker).
+
+A multi-target sequence (``anno/<seq>/<target>.txt``) is converted to one bag holding all its
+targets; ``replay`` and ``eval`` set each of them on the first frame under its target id (the
+file's stem), and ``score`` and ``eval`` report each target as ``<seq>/<target>`` against its own
+ground truth (results in ``results/<tracker>/<seq>/<target>.txt``, as ``siamtrack eval``
+writes them). A sequence with more targets than the node's ``max_targets`` is refused before
+it is replayed.
 """
 
 from __future__ import annotations
@@ -70,7 +77,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument('--namespace', default='/tracker', help='namespace of the node')
     p.add_argument('--mode', choices=runlog.MODES, default='lockstep')
     p.add_argument('--box', type=_box, help='initial box x,y,w,h (0-based; default: the first '
-                                            'ground-truth box)')
+                                            'ground-truth box; single-target bags only: a '
+                                            'multi-target bag sets each target on its own)')
     p.add_argument('--label', default='', help='tracker label the run is reported under')
     _add_replay_options(p)
 
@@ -162,7 +170,7 @@ def _run_folders(paths) -> list[Path]:
 
 def run_score(args) -> int:
     from siam_tracking_ros.bag import report, score
-    runs = [score.score_run(folder) for folder in _run_folders(args.runs)]
+    runs = [run for folder in _run_folders(args.runs) for run in score.score_run_targets(folder)]
     result = report.write_report(args.out, runs, args.dataset_name)
     print(report.markdown(result))
     return 0
