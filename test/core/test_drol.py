@@ -16,10 +16,10 @@ import torch
 from base_equivalence import real_frames, synthetic_frames, tracked_boxes
 from siam_tracking_ros.core import windows
 from siam_tracking_ros.core.online.classifier import FrameState, ScoreAnalysis
-from siam_tracking_ros.core.online.fusion import (min_max_normalise, resample_to_grid,
-                                                  sum_normalise)
+from siam_tracking_ros.core.online.fusion import (antialiased_bicubic_resize, cubic_resize,
+                                                  min_max_normalise, sum_normalise)
 from siam_tracking_ros.core.registry import build_tracker, default_config
-from siam_tracking_ros.core.trackers.base import FrameContext, TrackState
+from siam_tracking_ros.core.trackers.base import FrameContext, Localisation, TrackState
 from siam_tracking_ros.core.trackers.drol import (DROLFCConfig, DROLFCTracker, DROLRPNConfig,
                                                   DROLRPNTracker, DROLSettings, drol_config)
 from siam_tracking_ros.core.trackers.siamfc import SiamFCConfig
@@ -48,11 +48,15 @@ def _frames(count=6, size=(128, 160)):
     return frames, boxes
 
 
+# Seeded: the networks are randomly initialised, and a test's outcome must not depend on which
+# tests ran before it.
 def _fc(**overrides):
+    torch.manual_seed(0)
     return DROLFCTracker(drol_config("drol_fc", **{**QUICK, **overrides}))
 
 
 def _rpn_alexnet(**overrides):
+    torch.manual_seed(0)
     return DROLRPNTracker(drol_config("drol_rpn_alexnet", **{**QUICK, **overrides}))
 
 
@@ -73,13 +77,14 @@ class Recorder:
 # ----- configs -----------------------------------------------------------------------------------
 
 def test_registered_configs_carry_base_constants_and_the_authors_drol_constants():
-    expected = {  # name: (base, window influence, lambda, v_c, short-term template), from the
-        # authors' configs / paper (their AlexNet SiamRPN configs switch the template update off)
-        "drol_fc": ("siamfc_alexnet", 0.15, 0.6, 0.1, True),
-        "drol_rpn_alexnet": ("siamrpn_alexnet", 0.3, 0.8, 0.5, False),
-        "drol_rpn_r50_l234": ("siamrpn_r50_l234", 0.25, 0.8, 0.5, True),
+    expected = {  # name: (base, window influence, lambda, v_c, short-term template, drift,
+        # seed): the paper's lambdas, the rest from the authors' configs (their AlexNet SiamRPN
+        # ones have no template update); the drift damping of their OTB configs is off
+        "drol_fc": ("siamfc_alexnet", 0.15, 0.6, 0.1, True, False, 12345),
+        "drol_rpn_alexnet": ("siamrpn_alexnet", 0.3, 0.8, 0.5, False, False, 123456),
+        "drol_rpn_r50_l234": ("siamrpn_r50_l234", 0.25, 0.8, 0.5, True, False, 123456),
     }
-    for name, (base_name, window, weight, gain, template) in expected.items():
+    for name, (base_name, window, weight, gain, template, drift, seed) in expected.items():
         config, base = default_config(name), default_config(base_name)
         base_fields = dataclasses.fields(SiamFCConfig if name == "drol_fc" else SiamRPNConfig)
         for field in base_fields:
@@ -87,12 +92,17 @@ def test_registered_configs_carry_base_constants_and_the_authors_drol_constants(
                 assert getattr(config, field.name) == getattr(base, field.name), field.name
         assert (config.window_influence, config.fusion_weight, config.template_score_gain,
                 config.template_update) == (window, weight, gain, template)
+        assert (config.short_term_drift, config.drift_frames, config.drift_damping,
+                config.seed) == (drift, 8, 4.0, seed)
+        assert config.random_shift_factor == pytest.approx(1 / 3)
+        assert config.rotations_deg[-2:] == (-60, 60)
         assert (config.template_interval, config.template_score_threshold,
                 config.template_iou_threshold) == (5, 0.75, 0.6)
         assert (config.memory_size, config.filter_regularisation, config.compressed_channels,
                 config.filter_size, config.num_samples, config.update_interval,
                 config.attention_reduction) == (250, 0.1, 64, 4, 30, 10, 2)
-    assert default_config("drol_rpn_r50_l234").classifier_layer == 1
+    assert default_config("drol_rpn_r50_l234").average_classifier_layers
+    assert not default_config("drol_rpn_alexnet").average_classifier_layers
 
 
 def test_addition_off_is_the_base_config_with_no_online_subnet():
@@ -123,6 +133,8 @@ def test_bad_configs_are_rejected():
         DROLRPNConfig(pipeline="att")
     with pytest.raises(ValueError, match="needs a DROLFCConfig"):
         DROLFCTracker(SiamFCConfig())
+    with pytest.raises(ValueError, match="drift_frames"):
+        DROLRPNConfig(drift_frames=0)
 
 
 # ----- reduces to the base, box for box ----------------------------------------------------------
@@ -174,16 +186,31 @@ def test_lambda_zero_with_the_online_subnet_running_leaves_the_base_boxes(name, 
 # ----- fusion order (eq. 5) ----------------------------------------------------------------------
 
 class StubClassifier:
-    """Stands in for the fitted classifier: returns a fixed online map, records its inputs."""
+    """Stands in for the fitted classifier: a fixed crop-pixel online map, a normal frame;
+    records its inputs."""
 
-    def __init__(self, scores: torch.Tensor):
-        self.scores = scores
+    def __init__(self, maps: torch.Tensor):
+        self.maps = maps
         self.inputs = []
 
     def classify(self, features):
         self.inputs.append(features)
         embedded = torch.zeros(features.shape[0], 64, *features.shape[-2:])
-        return embedded, self.scores.expand(features.shape[0], -1, -1)
+        return embedded, torch.zeros(features.shape[0], *features.shape[-2:])
+
+    def score_maps(self, scores, out_size):
+        assert self.maps.shape[-1] == out_size
+        return self.maps.expand(scores.shape[0], -1, -1)
+
+    def analyse(self, scores, target_size):
+        return ScoreAnalysis(state=FrameState.NORMAL, peak_score=float(scores.max()),
+                             second_peak_score=0.0, peak_offset=(0.0, 0.0))
+
+
+def _bump(size: int, centre_xy, sigma: float) -> torch.Tensor:
+    grid = torch.arange(size, dtype=torch.float32)
+    return torch.exp(-((grid[None, :] - centre_xy[0]) ** 2 + (grid[:, None] - centre_xy[1]) ** 2)
+                     / (2 * sigma ** 2))
 
 
 def _first_frame_searched_again(tracker) -> FrameContext:
@@ -203,9 +230,8 @@ def test_fc_chooses_the_scale_from_the_siamese_map_then_fuses_sum_normalised_map
     # Siamese: scale 2 peaks highest (above the 0.9745 penalty), at the centre cell.
     siamese = torch.zeros(3, 17, 17)
     siamese[0, 8, 8], siamese[1, 8, 8], siamese[2, 8, 8] = 1.0, 1.0, 1.2
-    # Online: a peak 3 cells right of the centre (24 crop pixels).
-    online = torch.zeros(1, 23, 23)
-    online[0, 11, 14] = 1.0
+    # Online: a crop-pixel map peaking 24 crop pixels right of the centre (pixel 127).
+    online = _bump(255, (151, 127), 6.0)[None]
     tracker.classifier = StubClassifier(online)
     localisation = tracker.locate(siamese, frame)
 
@@ -214,11 +240,12 @@ def test_fc_chooses_the_scale_from_the_siamese_map_then_fuses_sum_normalised_map
     # The classifier saw the chosen scale's features only.
     (features,) = tracker.classifier.inputs
     torch.testing.assert_close(features, frame.search_features[2:3])
-    # By hand: chosen scale's response normalised to sum 1, the online map sampled under it and
-    # normalised to sum 1, mixed with lambda 0.6, then the window (0.15).
+    # By hand: chosen scale's response normalised to sum 1, the online map resized as a whole
+    # onto it (255 -> 272, bicubic) and normalised to sum 1, mixed with lambda 0.8, then the
+    # window (0.15).
     response = sum_normalise(tracker.upsample(siamese)[2])
-    resampled = resample_to_grid(online, 8.0, 272, 0.5)[0]
-    fused = response * 0.4 + sum_normalise(resampled) * 0.6
+    resampled = cubic_resize(online, 272)[0]
+    fused = response * 0.2 + sum_normalise(resampled) * 0.8
     window = torch.as_tensor(windows.hanning_window(272, normalise=True), dtype=torch.float32)
     final = fused * 0.85 + window * 0.15
     assert (row, col) == divmod(int(torch.argmax(final)), 272)
@@ -240,11 +267,11 @@ def test_rpn_fuses_after_the_penalty_and_takes_the_size_rate_from_the_siamese_sc
     loc = torch.zeros(1, 4 * anchors, size, size)
     frame.head_output = RPNOutput(cls, loc)
     score = tracker.score_map(frame.head_output, frame)
-    online = torch.zeros(1, 27, 27)
-    # The 21-grid sits 3 cells in from the 27-map's edge: the online peak lies under the centre
-    # cell (10, 10), 0.8 of it under (10, 9).
-    online[0, 13, 13] = 1.0
-    online[0, 13, 12] = 0.8
+    # A crop-pixel online map (287 x 287, resized as a whole onto the 21 x 21 grid, 287 / 21
+    # pixels a cell): its peak under the centre cell (10, 10), a lower one under (10, 9).
+    cell = 287 / 21
+    online = (_bump(287, (10.5 * cell, 10.5 * cell), 5.0)
+              + 0.8 * _bump(287, (9.5 * cell, 10.5 * cell), 5.0))[None]
     tracker.classifier = StubClassifier(online)
     localisation = tracker.locate(score, frame)
 
@@ -253,7 +280,7 @@ def test_rpn_fuses_after_the_penalty_and_takes_the_size_rate_from_the_siamese_sc
     target = tracker.size / frame.geometry.image_pixels_per_crop_pixel()
     penalty = windows.siamrpn_penalty(predicted[..., 2], predicted[..., 3], float(target[0]),
                                       float(target[1]), tracker.config.penalty_k)
-    normalised = min_max_normalise(resample_to_grid(online, 8.0, size, 8.0))
+    normalised = min_max_normalise(antialiased_bicubic_resize(online, size))
     window = torch.as_tensor(windows.hanning_window(size), dtype=torch.float32)
     reference = (penalty * score * 0.2 + 0.8 * normalised) * 0.7 + window * 0.3
     fused_first = (score * 0.2 + 0.8 * normalised) * penalty * 0.7 + window * 0.3
@@ -283,7 +310,7 @@ def test_fc_tracks_updates_memory_and_picks_a_short_term_template():
         result = tracker.track(frame)
         assert np.all(np.isfinite(result.box)) and 0.0 <= result.score <= 1.0
     online = recorder.frames[0].extras["drol"]
-    assert online.scores.shape == (1, 23, 23)          # the chosen scale: 22 x 22 conv5 + 1
+    assert online.scores.shape == (1, 255, 255)        # the chosen scale, one value a crop pixel
     assert online.embedded.shape == (1, 64, 22, 22)
     assert initial_memory < len(tracker.classifier.memory) <= initial_memory + 4
     assert not torch.equal(filter_before, tracker.classifier.filter_weight)
@@ -295,7 +322,9 @@ def test_fc_tracks_updates_memory_and_picks_a_short_term_template():
 @pytest.mark.parametrize("build", [_fc, _rpn_alexnet])
 def test_short_term_template_adopted_when_eq7_allows_and_not_otherwise(build):
     frames, boxes = _frames(4)
-    for gain, expected in ((-1.0, True), (1.5, False)):
+    # Gain thresholds no gain can miss / reach: only the rule decides, whatever the untrained
+    # networks score.
+    for gain, expected in ((-1e9, True), (1e9, False)):
         tracker = build(template_update=True, template_interval=1, template_score_threshold=0.0,
                         template_iou_threshold=0.0, template_score_gain=gain)
         recorder = Recorder(tracker)
@@ -303,11 +332,12 @@ def test_short_term_template_adopted_when_eq7_allows_and_not_otherwise(build):
         for frame in frames[1:]:
             tracker.track(frame)
         adopted = [f.extras["drol"].short_term_adopted for f in recorder.frames]
-        # Frame 1 has no z_s yet; from frame 2 on the rule decides.
+        # Frame 1 has no z_s yet; from then on the rule decides at every comparison.
         assert adopted[0] is False
-        assert all(flag is expected for flag in adopted[1:])
         statistics = tracker.short_term_statistics
-        assert (statistics.compared, statistics.adopted) == (2, 2 if expected else 0)
+        assert statistics.compared >= 1
+        assert statistics.adopted == (statistics.compared if expected else 0)
+        assert sum(adopted) == statistics.adopted
 
 
 def test_hard_negative_frames_do_not_supply_the_short_term_template():
@@ -364,8 +394,11 @@ def test_first_frame_classifier_peaks_on_the_target():
     image = tracker.image_to_tensor(frames[0])
     _, features = tracker.search_frame(image, tracker.search_geometry())
     _, scores = tracker.classifier.classify(features[1:2])
-    analysis = tracker.classifier.analyse(scores[0], (3.0, 3.0))
-    assert max(abs(v) for v in analysis.peak_offset) <= 1.0
+    assert scores.shape == (1, 22, 22)
+    maps = tracker.classifier.score_maps(scores, 255)
+    analysis = tracker.classifier.analyse(maps[0], (30.0, 30.0))
+    # Within two cells (255 / 22 crop pixels each) of the centre after the short test fit.
+    assert max(abs(v) for v in analysis.peak_offset) <= 2 * 255 / 22
     assert analysis.state is not FrameState.NOT_FOUND
 
 
@@ -379,10 +412,10 @@ def test_rpn_alexnet_fuses_one_online_map_for_every_anchor_and_tracks():
         assert np.all(np.isfinite(result.box))
     frame = recorder.frames[-1]
     assert frame.score_map.shape == frame.raw_score_map.shape == (5, 21, 21)
-    assert frame.extras["drol"].scores.shape == (1, 27, 27)
+    assert frame.extras["drol"].scores.shape == (1, 287, 287)
 
 
-def test_rpn_r50_reads_layer3_and_interpolates_half_cells():
+def test_rpn_r50_reads_the_mean_of_its_three_layers():
     config = drol_config("drol_rpn_r50_l234", init_gn_iter=1, init_cg_iter=2, rotations_deg=(),
                          blur_sigmas=(), relative_shifts=(), dropout_samples=1,
                          lost_threshold=0.0, recover_threshold=0.0)
@@ -392,10 +425,12 @@ def test_rpn_r50_reads_layer3_and_interpolates_half_cells():
     tracker.init(frames[0], boxes[0])
     tracker.track(frames[1])
     frame = recorder.frames[0]
-    assert frame.extras["drol"].scores.shape == (1, 32, 32)
+    assert frame.extras["drol"].scores.shape == (1, 255, 255)
+    assert frame.extras["drol"].embedded.shape[-1] == 31
     assert frame.score_map.shape == (5, 25, 25)
-    assert torch.equal(tracker.classifier_features(frame.search_features),
-                       frame.search_features[1])
+    layers = list(frame.search_features)
+    torch.testing.assert_close(tracker.classifier_features(frame.search_features),
+                               sum(layers) / 3)
 
 
 @pytest.mark.shared_data
@@ -406,8 +441,9 @@ def test_first_frame_fit_on_a_real_aerial_frame(uav_dev):
     image = tracker.image_to_tensor(frames[0])
     _, features = tracker.search_frame(image, tracker.search_geometry())
     _, scores = tracker.classifier.classify(features[1:2])
-    analysis = tracker.classifier.analyse(scores[0], (2.0, 2.0))
-    assert max(abs(v) for v in analysis.peak_offset) <= 1.0
+    analysis = tracker.classifier.analyse(tracker.classifier.score_maps(scores, 255)[0],
+                                          (20.0, 20.0))
+    assert max(abs(v) for v in analysis.peak_offset) <= 2 * 255 / 22
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
@@ -421,3 +457,81 @@ def test_drol_runs_on_cuda(build):
         assert np.all(np.isfinite(tracker.track(frame).box))
     assert tracker.classifier.filter_weight.is_cuda
     assert tracker.classifier.memory.features.is_cuda
+
+
+# ----- the authors' classifier state, drift damping and seeding ----------------------------------
+
+def _analysis(state):
+    return ScoreAnalysis(state=state, peak_score=0.9, second_peak_score=0.0,
+                         peak_offset=(0.0, 0.0))
+
+
+def test_classifier_position_follows_found_targets_and_labels_in_image_pixels():
+    tracker = _rpn_alexnet(update_interval=100)
+    frames, boxes = _frames(4)
+    tracker.init(frames[0], boxes[0])
+    state = tracker.classifier_state
+    np.testing.assert_array_equal(state.position, tracker.center)
+    labels = []
+    original_update = tracker.classifier.update
+    tracker.classifier.update = lambda embedded, analysis, offset: (
+        labels.append(offset), original_update(embedded, analysis, offset))[1]
+    states = iter([FrameState.NORMAL, FrameState.NOT_FOUND, FrameState.NORMAL])
+    tracker.classifier.analyse = lambda scores, size: _analysis(next(states))
+    tracker.track(frames[1])
+    position_after_found = tracker.center - 0.5       # read back from the result box
+    np.testing.assert_allclose(state.position, position_after_found)
+    tracker.track(frames[2])                           # not found: the position stays
+    np.testing.assert_allclose(state.position, position_after_found)
+    tracker.track(frames[3])
+    # Label centre: (new position - rounded old position) image pixels x H / instance size.
+    expected = (tracker.center - 0.5 - np.round(position_after_found)) * 26 / 287
+    assert labels[-1] == pytest.approx(tuple(expected))
+    assert labels[1] == (0.0, 0.0)                     # the not-found frame stores nothing
+
+
+def test_short_term_drift_damps_the_move_after_eight_frames_without_a_target():
+    tracker = _rpn_alexnet(short_term_drift=True)  # their OTB configs' switch
+    frames, boxes = _frames(1)
+    tracker.init(frames[0], boxes[0])
+    frame = _first_frame_searched_again(tracker)
+    start = frame.geometry.center
+    proposal = Localisation(center=start + np.array([8.0, -4.0]), size=np.array([20.0, 30.0]),
+                            score=0.9)
+    tracker.classifier_state.not_found_run = 7
+    assert tracker.damp_drift(proposal, frame) is proposal
+    tracker.classifier_state.not_found_run = 8
+    damped = tracker.damp_drift(proposal, frame)
+    np.testing.assert_allclose(damped.center, start + np.array([2.0, -1.0]))
+    np.testing.assert_array_equal(damped.size, proposal.size)
+    # DROL-FC's config has no drift damping.
+    fc = _fc()
+    fc.init(frames[0], boxes[0])
+    fc.classifier_state.not_found_run = 20
+    assert fc.damp_drift(proposal, frame) is proposal
+
+
+def test_not_found_frames_are_counted_once_per_frame():
+    tracker = _rpn_alexnet()
+    frames, boxes = _frames(5)
+    tracker.init(frames[0], boxes[0])
+    states = iter([FrameState.NOT_FOUND, FrameState.NOT_FOUND, FrameState.NORMAL,
+                   FrameState.NOT_FOUND])
+    tracker.classifier.analyse = lambda scores, size: _analysis(next(states))
+    runs = []
+    for frame in frames[1:]:
+        tracker.track(frame)
+        runs.append(tracker.classifier_state.not_found_run)
+    assert runs == [1, 2, 0, 1]
+
+
+def test_first_frame_model_is_seeded_per_sequence():
+    frames, boxes = _frames(1)
+    tracker = _fc()                # one network: a second tracker would draw other weights
+    filters = []
+    for seed in (12345, 12345, 7):
+        tracker.config = dataclasses.replace(tracker.config, seed=seed)
+        tracker.init(frames[0], boxes[0])
+        filters.append(tracker.classifier.filter_weight.clone())
+    assert torch.equal(filters[0], filters[1])
+    assert not torch.equal(filters[0], filters[2])

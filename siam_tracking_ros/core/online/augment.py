@@ -1,15 +1,19 @@
 """First-frame augmentation for the online classifier (DROL section 4.1, "Training phase").
 
 DROL augments the first frame "of translation, rotation, and blurring, yielding total 30 initial
-training samples", following ATOM. The list of transforms is the reference one: identity,
-horizontal flip, rotations by +-5, 10, 20, 30, 45, 60 degrees, five anisotropic blurs, four
-relative shifts of +-0.6 (half a sample size per unit) and seven feature-dropout copies of the
-identity sample (23 images + 7 dropout samples = 30).
+training samples", following ATOM. The list of transforms and its order are the authors': identity,
+four relative shifts of +-0.6 (half a sample size per unit, truncated to whole pixels), horizontal
+flip, five anisotropic blurs, rotations by 5, -5, 10, -10, 20, -20, 30, -30, 45, -45, -60, 60
+degrees, and seven feature-dropout copies of the identity sample (23 images + 7 dropout samples =
+30). The flip, the blurs and the rotations are each also translated by a random whole-pixel shift
+of up to +-1/6 of the sample size (their RANDOM_SHIFT_FACTOR 1/3), drawn in that order from the
+sequence's generator, and their labels follow the shift.
 
 The transforms work on a patch cropped with the crop expansion factor (2: twice the sample size,
 same centre), so that rotations and shifts find real image content instead of padding; every
-output is the centre `output_size` window of the transformed patch. Dropout acts on features and
-is therefore applied by the classifier (`feature_dropout`), not here.
+output is a whole-pixel `output_size` window of the transformed patch, the centre one moved by the
+sample's shift (the authors' `crop_to_output`: rows from ceil((P - S) / 2) - shift). Dropout acts
+on features and is therefore applied by the classifier (`feature_dropout`), not here.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import torch
 @dataclass(frozen=True)
 class AugmentationConfig:
     flip: bool = True
-    rotations_deg: tuple[float, ...] = (5, -5, 10, -10, 20, -20, 30, -30, 45, -45, 60, -60)
+    rotations_deg: tuple[float, ...] = (5, -5, 10, -10, 20, -20, 30, -30, 45, -45, -60, 60)
     # (sigma_y, sigma_x) pairs in pixels of the sample.
     blur_sigmas: tuple[tuple[float, float], ...] = ((2, 0.2), (0.2, 2), (3, 1), (1, 3), (2, 2))
     # Shifts in units of half the sample size, as in the ATOM-style base.
@@ -34,6 +38,8 @@ class AugmentationConfig:
     dropout_samples: int = 7
     dropout_probability: float = 0.2
     expansion_factor: float = 2.0
+    # Random shift of the flip, blur and rotation samples: up to +-factor / 2 of the sample size.
+    random_shift_factor: float = 1.0 / 3.0
 
     def __post_init__(self):
         if self.expansion_factor < 1.0:
@@ -43,6 +49,9 @@ class AugmentationConfig:
                              f"{self.dropout_probability}")
         if self.dropout_samples < 0:
             raise ValueError(f"dropout_samples must be >= 0, got {self.dropout_samples}")
+        if not 0.0 <= self.random_shift_factor < 2.0:
+            raise ValueError("random_shift_factor must be in [0, 2), got "
+                             f"{self.random_shift_factor}")
         for sigma_pair in self.blur_sigmas:
             if len(sigma_pair) != 2 or min(sigma_pair) <= 0:
                 raise ValueError("blur sigmas must be positive (sigma_y, sigma_x) pairs, got "
@@ -61,7 +70,7 @@ class AugmentationConfig:
 @dataclass(frozen=True)
 class AugmentedImages:
     images: np.ndarray          # N x S x S x 3, dtype and colour order of the input patch
-    target_offsets: np.ndarray  # N x 2 (dx, dy): target centre minus sample centre, in pixels
+    target_offsets: np.ndarray  # N x 2 (dx, dy): the sample's shift of the target, in pixels
 
 
 def expanded_patch_size(output_size: int, config: AugmentationConfig) -> int:
@@ -69,17 +78,29 @@ def expanded_patch_size(output_size: int, config: AugmentationConfig) -> int:
     return int(math.ceil(output_size * config.expansion_factor))
 
 
-def _centre_window(patch: np.ndarray, output_size: int, shift_xy=(0.0, 0.0)) -> np.ndarray:
-    """The output_size window centred at patch centre - shift, so content moves by +shift."""
+def _shifted_window(patch: np.ndarray, output_size: int, shift_xy=(0, 0)) -> np.ndarray:
+    """The whole-pixel output_size window whose content is the patch moved by +shift (the
+    authors' `crop_to_output`), replicating the border where it reaches past the patch."""
     side = patch.shape[0]
-    centre = (side - 1) / 2.0
-    # Bilinear resampling of a translated window keeps sub-pixel shifts exact.
-    left = centre - shift_xy[0] - (output_size - 1) / 2.0
-    top = centre - shift_xy[1] - (output_size - 1) / 2.0
-    matrix = np.array([[1.0, 0.0, left], [0.0, 1.0, top]], dtype=np.float64)
-    return cv2.warpAffine(patch, matrix, (output_size, output_size),
-                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REPLICATE)
+    top = math.ceil((side - output_size) / 2) - int(shift_xy[1])
+    left = math.ceil((side - output_size) / 2) - int(shift_xy[0])
+    rows = np.clip(np.arange(top, top + output_size), 0, side - 1)
+    cols = np.clip(np.arange(left, left + output_size), 0, side - 1)
+    return patch[rows[:, None], cols[None, :]]
+
+
+def random_shifts(count: int, output_size: int, factor: float,
+                  generator: torch.Generator) -> list[tuple[int, int]]:
+    """`count` (dx, dy) whole-pixel shifts as the authors draw them: ((rand(2) - 0.5) * size *
+    factor) truncated towards zero, the first draw the row (dy), the second the column (dx)."""
+    shifts = []
+    for _ in range(count):
+        if factor <= 0.0:
+            shifts.append((0, 0))
+            continue
+        draw = ((torch.rand(2, generator=generator) - 0.5) * float(output_size) * factor).long()
+        shifts.append((int(draw[1]), int(draw[0])))
+    return shifts
 
 
 def _rotate(patch: np.ndarray, angle_deg: float) -> np.ndarray:
@@ -99,11 +120,13 @@ def _blur(patch: np.ndarray, sigma_yx: tuple[float, float]) -> np.ndarray:
 
 
 def augment_first_frame(patch: np.ndarray, output_size: int,
-                        config: AugmentationConfig = AugmentationConfig()) -> AugmentedImages:
-    """The image part of the first-frame augmentation, identity sample first.
+                        config: AugmentationConfig = AugmentationConfig(),
+                        generator: torch.Generator | None = None) -> AugmentedImages:
+    """The image part of the first-frame augmentation, in the authors' order, identity first.
 
     `patch` is a square H x W x 3 (uint8 or float32) crop centred on the target whose side is
-    `expanded_patch_size(output_size, config)`.
+    `expanded_patch_size(output_size, config)`; `generator` draws the random shifts (a CPU
+    generator seeded with 0 when absent).
     """
     expected = expanded_patch_size(output_size, config)
     if patch.ndim != 3 or patch.shape[2] != 3 or patch.dtype not in (np.uint8, np.float32):
@@ -112,37 +135,40 @@ def augment_first_frame(patch: np.ndarray, output_size: int,
     if patch.shape[0] != expected or patch.shape[1] != expected:
         raise ValueError(f"patch must be {expected} x {expected} for output size {output_size} and "
                          f"expansion factor {config.expansion_factor}, got {patch.shape[:2]}")
-    images = [_centre_window(patch, output_size)]
-    offsets = [(0.0, 0.0)]
+    if generator is None:
+        generator = torch.Generator().manual_seed(0)
+    samples = [(patch, (0, 0))]
+    for relative in config.relative_shifts:
+        # (row, column) units of half the sample size, truncated as the authors' `.long()`.
+        samples.append((patch, (int(relative[1] * output_size / 2.0),
+                                int(relative[0] * output_size / 2.0))))
+    transformed = []
     if config.flip:
         # The target sits at the centre, so mirroring leaves its position where it was.
-        images.append(_centre_window(np.ascontiguousarray(patch[:, ::-1]), output_size))
-        offsets.append((0.0, 0.0))
-    for angle in config.rotations_deg:
-        images.append(_centre_window(_rotate(patch, angle), output_size))
-        offsets.append((0.0, 0.0))
-    for sigma_pair in config.blur_sigmas:
-        images.append(_centre_window(_blur(patch, sigma_pair), output_size))
-        offsets.append((0.0, 0.0))
-    for relative in config.relative_shifts:
-        shift = (relative[0] * output_size / 2.0, relative[1] * output_size / 2.0)
-        images.append(_centre_window(patch, output_size, shift))
-        offsets.append(shift)
-    return AugmentedImages(images=np.stack(images), target_offsets=np.asarray(offsets))
+        transformed.append(np.ascontiguousarray(patch[:, ::-1]))
+    transformed += [_blur(patch, sigma_pair) for sigma_pair in config.blur_sigmas]
+    transformed += [_rotate(patch, angle) for angle in config.rotations_deg]
+    shifts = random_shifts(len(transformed), output_size, config.random_shift_factor, generator)
+    samples += list(zip(transformed, shifts))
+    images = [_shifted_window(image, output_size, shift) for image, shift in samples]
+    offsets = [shift for _, shift in samples]
+    return AugmentedImages(images=np.stack(images),
+                           target_offsets=np.asarray(offsets, dtype=np.float64))
 
 
 def feature_dropout(features: torch.Tensor, num_copies: int, probability: float,
                     generator: torch.Generator | None = None) -> torch.Tensor:
     """`num_copies` copies of a 1 x C x H x W feature map with whole channels dropped.
 
-    Channel dropout with the usual 1 / (1 - p) rescaling, as the ATOM-style base does; a seeded
-    CPU generator makes the first-frame model reproducible.
+    Channel dropout with the usual 1 / (1 - p) rescaling, the mask drawn as the authors'
+    `F.dropout2d` draws it (Bernoulli(1 - p) per sample and channel); a seeded CPU generator
+    makes the first-frame model reproducible.
     """
     if features.dim() != 4 or features.shape[0] != 1:
         raise ValueError(f"features must be 1 x C x H x W, got {tuple(features.shape)}")
     channels = features.shape[1]
     # Drawn on the CPU (with a CPU generator) so CPU and CUDA runs drop the same channels.
-    keep = torch.rand(num_copies, channels, 1, 1, generator=generator)
-    mask = (keep >= probability).to(device=features.device, dtype=features.dtype)
-    mask = mask / (1.0 - probability)
+    mask = torch.empty(num_copies, channels, 1, 1).bernoulli_(1.0 - probability,
+                                                              generator=generator)
+    mask = (mask / (1.0 - probability)).to(device=features.device, dtype=features.dtype)
     return features * mask

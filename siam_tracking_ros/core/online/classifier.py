@@ -23,7 +23,10 @@ OnlineClassifierConfig). Where the paper text lost a detail (sections 3.1-3.2), 
 ATOM-style classifier DROL's code builds on is used and marked as such.
 
 All positions and sizes handed to the classifier are in feature-map cells, relative to the centre
-of the map (the centre of the search crop); the tracker converts from image pixels.
+of the map (the centre of the search crop); the tracker converts from pixels with the authors'
+convention of instance size / H crop pixels per cell. For the fusion and the frame analysis the
+H x H filter output is upsampled to one value per crop pixel (`score_maps`, the authors' Fourier
+interpolation); `analyse` reads that map in its pixels, as the authors' `localize_advanced` does.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from siam_tracking_ros.core.online.augment import feature_dropout
+from siam_tracking_ros.core.online.fusion import fourier_upsample
 from siam_tracking_ros.core.online.memory import SampleMemory
 from siam_tracking_ros.core.online.optim import (GaussNewtonResult, concat_residuals,
                                                   conjugate_gradient, gauss_newton)
@@ -78,7 +82,7 @@ class OnlineClassifierConfig:
     # two peaks lies beyond displacement_scale x half the map side from the centre, else the frame
     # is uncertain (left out of the memory), as in the authors' code.
     displacement_scale: float = 0.8
-    # Label Gaussian sigma = factor * sqrt(target area in cells), as in the ATOM-style base.
+    # Label Gaussian sigma = factor * sqrt(first-frame target area in cells), as the authors'.
     output_sigma_factor: float = 0.25
     # Size (relative to the target) of the region around the peak that is not a distractor.
     target_neighbourhood_scale: float = 2.2
@@ -120,7 +124,7 @@ class ScoreAnalysis:
     state: FrameState
     peak_score: float
     second_peak_score: float
-    peak_offset: tuple[float, float]   # (dx, dy) of the peak from the map centre, in cells
+    peak_offset: tuple[float, float]   # (dx, dy) of the peak from pixel M // 2 of the map
 
 
 def gaussian_labels(map_size: int, centre_offsets: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -135,8 +139,16 @@ def gaussian_labels(map_size: int, centre_offsets: torch.Tensor, sigma: float) -
 
 
 def label_sigma(target_size_cells: tuple[float, float], config: OnlineClassifierConfig) -> float:
+    """output_sigma_factor x sqrt(target area in cells), fixed from the first frame as the
+    authors compute it once at initialisation."""
     return config.output_sigma_factor * math.sqrt(max(target_size_cells[0] * target_size_cells[1],
                                                       1e-6))
+
+
+def label_centre_shift(kernel_size: int) -> float:
+    """Half a cell for an even kernel (the authors' 0.5 * ((k + 1) % 2)): where the 'same'
+    filter output of a target at the map centre peaks."""
+    return 0.5 * ((kernel_size + 1) % 2)
 
 
 def response_activation(scores: torch.Tensor, slope: float) -> torch.Tensor:
@@ -171,8 +183,10 @@ def compress(features: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 
 
 def apply_filter(features: torch.Tensor, filter_weight: torch.Tensor) -> torch.Tensor:
-    """Filter module: B x C x H x W -> B x S x S scores; padding size // 2 keeps the map centre
-    on the crop centre, so S = H + 1 for the 4x4 kernel.
+    """Filter module: B x C x H x W -> B x H x W scores, the authors' 'same' correlation: padding
+    k // 2 on every side, and for an even kernel the last row and column of the H + 1 result
+    dropped. Output cell i then covers features i - k // 2 .. i + k // 2 - 1, centred half a cell
+    before i, which the labels' half-cell shift (`label_centre_shift`) matches.
 
     The same correlation as ``F.conv2d(features, filter_weight, padding=k // 2)``, computed as
     one matrix product of the k*k kernel taps with the channels at every position, whose columns
@@ -191,7 +205,8 @@ def apply_filter(features: torch.Tensor, filter_weight: torch.Tensor) -> torch.T
     rows = features.permute(0, 2, 3, 1).reshape(batch * height * width, channels)
     columns = (rows @ taps).reshape(batch, height * width, kernel * kernel).transpose(1, 2)
     output = (height + 2 * padding - kernel + 1, width + 2 * padding - kernel + 1)
-    return F.fold(columns, output, kernel_size=kernel, padding=kernel - 1 - padding)[:, 0]
+    full = F.fold(columns, output, kernel_size=kernel, padding=kernel - 1 - padding)[:, 0]
+    return full[:, :height, :width]
 
 
 def filter_gradient(features: torch.Tensor, output_gradient: torch.Tensor,
@@ -202,6 +217,9 @@ def filter_gradient(features: torch.Tensor, output_gradient: torch.Tensor,
     (channels x positions) by (positions x taps) matrix product."""
     batch, channels, height, width = features.shape
     padding = kernel_size // 2
+    # The rows and columns `apply_filter` drops get no gradient.
+    full_size = (height + 2 * padding - kernel_size + 1, width + 2 * padding - kernel_size + 1)
+    output_gradient = F.pad(output_gradient, (0, full_size[1] - width, 0, full_size[0] - height))
     columns = F.unfold(output_gradient[:, None], kernel_size, padding=kernel_size - 1 - padding)
     rows = features.permute(0, 2, 3, 1).reshape(batch * height * width, channels)
     taps = rows.t() @ columns.transpose(1, 2).reshape(batch * height * width, -1)
@@ -243,7 +261,9 @@ def filter_gauss_newton_step(features: torch.Tensor, labels: torch.Tensor,
             projected = normal_scale * apply_filter(features, direction[0])
             return [filter_gradient(features, projected, kernel) + regularisation * direction[0]]
 
-        step = conjugate_gradient(normal_matrix_times, [steepest], num_iter=num_cg_iter).solution
+        # The authors' filter optimiser uses Polak-Ribiere directions (FLETCHER_REEVES False).
+        step = conjugate_gradient(normal_matrix_times, [steepest], num_iter=num_cg_iter,
+                                  beta_rule="polak_ribiere").solution
         updated = filter_weight + step[0]
         _, loss_after = losses_at(apply_filter(features, updated), updated)
     return GaussNewtonResult(params=[updated], losses=(loss_before, loss_after))
@@ -271,27 +291,32 @@ def _extract(features: torch.Tensor, weights: _ExtractorWeights, pipeline: str) 
     return compressed if pipeline == "cmp" else dual_attention(compressed, weights.attention)
 
 
+def _normal(shape: tuple[int, ...], std: float, generator: torch.Generator) -> torch.Tensor:
+    """`new_zeros(shape).normal_(0, std)` as the authors draw it, from `generator`."""
+    return torch.empty(shape).normal_(0.0, std, generator=generator)
+
+
 def _initial_extractor(input_channels: int, config: OnlineClassifierConfig,
                        generator: torch.Generator) -> _ExtractorWeights:
     # Random normal initialisation with std 1/sqrt(fan_in) for the compression; both attention
-    # layers get std 1/sqrt(channels), as in the authors' code.
-    compression = torch.randn(config.compressed_channels, input_channels, 1, 1,
-                              generator=generator) / math.sqrt(input_channels)
+    # layers get std 1/sqrt(channels), as in the authors' code, drawn in their order
+    # (compression, first FC, second FC).
+    compression = _normal((config.compressed_channels, input_channels, 1, 1),
+                          1.0 / math.sqrt(input_channels), generator)
     if not config.uses_attention:
         return _ExtractorWeights(compression, None)
     channels = config.compressed_channels if config.pipeline == "cmp_att" else input_channels
     hidden = max(channels // config.attention_reduction, 1)
-    attention = AttentionWeights(
-        fc1_weight=torch.randn(hidden, channels, generator=generator) / math.sqrt(channels),
-        fc2_weight=torch.randn(channels, hidden, generator=generator) / math.sqrt(channels))
-    return _ExtractorWeights(compression, attention)
+    std = 1.0 / math.sqrt(channels)
+    fc1 = _normal((hidden, channels, 1, 1), std, generator).reshape(hidden, channels)
+    fc2 = _normal((channels, hidden, 1, 1), std, generator).reshape(channels, hidden)
+    return _ExtractorWeights(compression, AttentionWeights(fc1_weight=fc1, fc2_weight=fc2))
 
 
 def _initial_filter(config: OnlineClassifierConfig, generator: torch.Generator) -> torch.Tensor:
     """Normal with std 1 / (number of filter weights), the authors' 'randn' filter start."""
     shape = (1, config.compressed_channels, config.filter_size, config.filter_size)
-    numel = math.prod(shape)
-    return torch.randn(shape, generator=generator) / numel
+    return _normal(shape, 1.0 / math.prod(shape), generator)
 
 
 def _with_autograd(method):
@@ -320,6 +345,7 @@ class OnlineClassifier:
         self._filter: torch.Tensor | None = None
         self.memory: SampleMemory | None = None
         self._frame_count = 0
+        self._sigma = 1.0
 
     @property
     def is_initialised(self) -> bool:
@@ -341,15 +367,18 @@ class OnlineClassifier:
     @_with_autograd
     def initialise(self, features: torch.Tensor, target_offsets: torch.Tensor,
                    target_size: tuple[float, float], dropout_copies: int = 7,
-                   dropout_probability: float = 0.2) -> tuple[float, ...]:
+                   dropout_probability: float = 0.2,
+                   generator: torch.Generator | None = None) -> tuple[float, ...]:
         """Fit compression, attention and filter on the augmented first-frame samples.
 
         `features`: N x C x H x W backbone features of the augmented images, identity sample
         first; `target_offsets`: N x 2 offsets (dx, dy) of the target centre from the map centre,
-        in cells; `target_size`: (w, h) of the target in cells. `dropout_copies` channel-dropout
-        copies of the identity sample are added (section 4.1 augmentation). The joint problem
-        runs `init_gn_iter` Gauss-Newton steps sharing `init_cg_iter` CG iterations. Returns the
-        loss before each Gauss-Newton step and after the last.
+        in cells; `target_size`: (w, h) of the target in cells, which fixes the label sigma for
+        the sequence. `dropout_copies` channel-dropout copies of the identity sample are added
+        (section 4.1 augmentation). The joint problem runs `init_gn_iter` Gauss-Newton steps
+        sharing `init_cg_iter` CG iterations. `generator` draws the dropout masks and the initial
+        weights, in the authors' order (a CPU generator seeded with `config.seed` when absent).
+        Returns the loss before each Gauss-Newton step and after the last.
         """
         features = self._check_features(features)
         config = self.config
@@ -358,15 +387,16 @@ class OnlineClassifier:
                              f"got {tuple(target_offsets.shape)}")
         if config.init_gn_iter < 1:
             raise ValueError("init_gn_iter must be >= 1 to fit the first-frame model")
-        generator = torch.Generator().manual_seed(config.seed)
+        if generator is None:
+            generator = torch.Generator().manual_seed(config.seed)
         features = features.clone()
         offsets = target_offsets.to(device=self.device, dtype=features.dtype).clone()
         if dropout_copies > 0:
             copies = feature_dropout(features[:1], dropout_copies, dropout_probability, generator)
             features = torch.cat([features, copies])
             offsets = torch.cat([offsets, offsets[:1].expand(dropout_copies, 2)])
-        labels = gaussian_labels(self.score_size(features.shape[-1]), offsets,
-                                 label_sigma(target_size, config))
+        self._sigma = label_sigma(target_size, config)
+        labels = self._labels(offsets, self.score_size(features.shape[-1]))
         weights = torch.full((features.shape[0],), 1.0 / features.shape[0], device=self.device)
         extractor = _initial_extractor(self.input_channels, config, generator)
         start = [p.to(self.device) for p in extractor.as_list()]
@@ -386,9 +416,20 @@ class OnlineClassifier:
         self._frame_count = 0
         return result.losses
 
+    def score_maps(self, scores: torch.Tensor, out_size: int) -> torch.Tensor:
+        """B x H x H filter outputs as B x out_size x out_size maps, one value per crop pixel (the
+        authors' Fourier interpolation, `fusion.fourier_upsample`)."""
+        return fourier_upsample(scores, out_size, self.config.filter_size)
+
     def score_size(self, feature_size: int) -> int:
-        padding = self.config.filter_size // 2
-        return feature_size + 2 * padding - self.config.filter_size + 1
+        """Side of the filter output: the feature map's ('same' correlation)."""
+        return feature_size
+
+    def _labels(self, offsets: torch.Tensor, size: int) -> torch.Tensor:
+        """Gaussian labels at (dx, dy) cell offsets from the map centre, shifted by half a cell
+        for the even kernel as the authors' labels are."""
+        shift = label_centre_shift(self.config.filter_size)
+        return gaussian_labels(size, offsets + shift, self._sigma)
 
     def _joint_preconditioner(self, params: list[torch.Tensor]) -> list[torch.Tensor]:
         """Diagonal CG preconditioner 1 / regularisation weight per parameter, as the authors'
@@ -427,7 +468,7 @@ class OnlineClassifier:
             return _extract(features, self._extractor, self.config.pipeline)
 
     def score_embedded(self, embedded: torch.Tensor) -> torch.Tensor:
-        """f_C: B x S x S online scores of embedded features."""
+        """f_C: B x H x W online scores of embedded features (the 'same' filter output)."""
         self._require_initialised()
         with torch.no_grad():
             return apply_filter(embedded, self._filter)
@@ -438,8 +479,10 @@ class OnlineClassifier:
         return embedded, self.score_embedded(embedded)
 
     def analyse(self, scores: torch.Tensor, target_size: tuple[float, float]) -> ScoreAnalysis:
-        """Classify a frame by its S x S online score map: target absent, distractor present,
-        hard negative present, or normal (thresholds of the reference implementation)."""
+        """Classify a frame by its M x M online score map (`score_maps`, crop pixels): target
+        absent, distractor present, hard negative present, or normal, with the thresholds and
+        rules of the authors' `localize_advanced`. `target_size` (w, h) is in the map's pixels;
+        offsets are measured from pixel M // 2."""
         if scores.dim() != 2:
             raise ValueError(f"scores must be an S x S map, got shape {tuple(scores.shape)}")
         config = self.config
@@ -448,7 +491,7 @@ class OnlineClassifier:
         peak_score, peak_index = torch.max(scores.reshape(-1), dim=0)
         peak_score = float(peak_score)
         row, col = divmod(int(peak_index), size)
-        centre = (size - 1) / 2.0
+        centre = float(size // 2)
         second, second_offset = _second_peak(scores, row, col, target_size,
                                              config.target_neighbourhood_scale)
         if peak_score < config.target_not_found_threshold:
@@ -470,19 +513,18 @@ class OnlineClassifier:
 
     @_with_autograd
     def update(self, embedded: torch.Tensor, analysis: ScoreAnalysis,
-               target_offset: tuple[float, float], target_size: tuple[float, float]) -> bool:
+               target_offset: tuple[float, float]) -> bool:
         """Algorithm 1 for one frame: store the sample unless the target is absent or a distractor
         is present (section 4.1), with the learning rate doubled for hard negatives, then
         optimise the filter every `update_interval` frames or at once on a hard negative.
         `embedded` is the 1 x C x H x W target-specific feature of the frame; the label is a
-        Gaussian at `target_offset` (cells from the map centre). Returns whether the filter was
-        optimised."""
+        Gaussian at `target_offset` (cells from the map centre) with the first frame's sigma.
+        Returns whether the filter was optimised."""
         self._require_initialised()
         config = self.config
         if analysis.state not in (FrameState.NOT_FOUND, FrameState.DISTRACTOR):
             offset = torch.tensor([target_offset], dtype=embedded.dtype, device=self.device)
-            label = gaussian_labels(self.memory.labels.shape[-1], offset,
-                                    label_sigma(target_size, config))
+            label = self._labels(offset, self.memory.labels.shape[-1])
             hard = analysis.state is FrameState.HARD_NEGATIVE
             self.memory.add(embedded.reshape(self.memory.features.shape[1:]), label[0],
                             config.hard_negative_learning_rate if hard else config.learning_rate)
@@ -498,8 +540,9 @@ class OnlineClassifier:
     @_with_autograd
     def optimise_filter(self, num_cg_iter: int) -> tuple[float, ...]:
         """One Gauss-Newton step with `num_cg_iter` CG iterations on the filter alone over the
-        weighted memory, linearised at the current filter (the authors' filter optimiser);
-        compression and attention stay frozen. Returns the loss before and after the step."""
+        weighted memory, linearised at the current filter (the authors' filter optimiser, with
+        its Polak-Ribiere directions); compression and attention stay frozen. Returns the loss
+        before and after the step."""
         self._require_initialised()
         memory = self.memory
         step = filter_gauss_newton_step(memory.features, memory.labels, memory.weights,
@@ -533,16 +576,17 @@ def _weighted_residual(scores: torch.Tensor, labels: torch.Tensor, weights: torc
 def _second_peak(scores: torch.Tensor, row: int, col: int, target_size: tuple[float, float],
                  neighbourhood_scale: float) -> tuple[float, tuple[float, float]]:
     """Highest score outside a window of neighbourhood_scale x target size around the peak, and
-    its (dx, dy) offset from the map centre in cells."""
+    its (dx, dy) offset from pixel M // 2 of the map."""
     size = scores.shape[-1]
     half_w = neighbourhood_scale * target_size[0] / 2.0
     half_h = neighbourhood_scale * target_size[1] / 2.0
     top, bottom = max(round(row - half_h), 0), min(round(row + half_h + 1), size)
     left, right = max(round(col - half_w), 0), min(round(col + half_w + 1), size)
     outside = scores.clone()
-    outside[top:bottom, left:right] = float("-inf")
-    # -inf when the neighbourhood covers the whole map: then there is no second peak.
+    # Zero, as the authors mask it (a second peak below zero decides nothing: the peak is above
+    # the target-not-found threshold whenever the second one is compared).
+    outside[top:bottom, left:right] = 0.0
     second, index = torch.max(outside.reshape(-1), dim=0)
     second_row, second_col = divmod(int(index), size)
-    centre = (size - 1) / 2.0
+    centre = float(size // 2)
     return float(second), (second_col - centre, second_row - centre)

@@ -2,10 +2,17 @@
 
 DROL adds every accepted frame to the training set of the filter "with a maximal batch size of 250
 by replacing the oldest one" (section 4.1). Sample weights gamma_j (the residual weights of
-eq. (1)) follow the ATOM-style base DROL builds on: a new sample gets weight `learning_rate`, the
-older ones decay by (1 - learning_rate), and the first-frame samples together never fall below a
-minimum share. The first-frame (augmented) samples are kept for the whole sequence, as in that
-base; the oldest tracking sample is the one replaced once the memory is full.
+eq. (1)) follow the authors' `update_sample_weights` (from the ATOM-style base):
+- the slot replaced is the tracking slot of least weight (an empty slot while there is one; then
+  the oldest sample, as weights grow with recency, unless a hard negative's doubled rate kept an
+  older one heavier);
+- the first added sample gets weight `lr` after all weights are divided by (1 - lr); every later
+  one gets the previous new sample's weight / (1 - lr), so the weights grow geometrically with
+  recency at the rate of the sample;
+- the weights are normalised to sum 1, and when the first-frame samples' share falls below the
+  minimum, all weights are divided by (minimum + tracking share) and the first-frame samples set
+  to minimum / count each (the authors' formula: the sum is then no longer exactly 1).
+The first-frame (augmented) samples are kept for the whole sequence.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ class SampleMemory:
         self._count = 0
         self._num_initial = 0
         self._inserted = 0
+        self._previous_slot: int | None = None
 
     def __len__(self) -> int:
         return self._count
@@ -78,37 +86,38 @@ class SampleMemory:
         self._count = count
         self._num_initial = count
         self._inserted = count
+        self._previous_slot = None
 
     def add(self, feature: torch.Tensor, label: torch.Tensor, learning_rate: float) -> int:
-        """Store one sample with weight `learning_rate`; returns the slot it went to."""
+        """Store one sample at `learning_rate` (the authors' weight rule, see the module
+        docstring); returns the slot it went to."""
         if not 0.0 < learning_rate <= 1.0:
             raise ValueError(f"learning_rate must be in (0, 1], got {learning_rate}")
-        slot = self._free_or_oldest_slot()
-        # Older samples decay by (1 - lr); the slot being replaced drops out first.
-        self._weights[slot] = 0.0
-        self._weights[:self._count] *= 1.0 - learning_rate
+        if self._num_initial >= self.capacity:
+            raise ValueError("the memory holds only first-frame samples and cannot take more")
+        weights = self._weights
+        if learning_rate == 1.0:
+            # The authors' rule for a rate of 1: the new sample alone, in slot 0.
+            slot = 0
+            weights.zero_()
+            weights[0] = 1.0
+        else:
+            _, least = torch.min(weights[self._num_initial:], 0)
+            slot = self._num_initial + int(least)
+            if self._previous_slot is None:
+                weights /= 1.0 - learning_rate
+                weights[slot] = learning_rate
+            else:
+                weights[slot] = weights[self._previous_slot] / (1.0 - learning_rate)
+            weights /= weights.sum()
+            initial_share = float(weights[:self._num_initial].sum())
+            if self._num_initial and initial_share < self.initial_minimum_weight:
+                weights /= self.initial_minimum_weight + weights[self._num_initial:].sum()
+                weights[:self._num_initial] = self.initial_minimum_weight / self._num_initial
+        self._previous_slot = slot
         self._features[slot] = feature
         self._labels[slot] = label
-        self._weights[slot] = learning_rate
         self._insertion_order[slot] = self._inserted
         self._inserted += 1
         self._count = max(self._count, slot + 1)
-        self._normalise_weights()
         return slot
-
-    def _free_or_oldest_slot(self) -> int:
-        if self._count < self.capacity:
-            return self._count
-        replaceable = self._insertion_order[self._num_initial:self._count]
-        if replaceable.numel() == 0:
-            raise ValueError("the memory holds only first-frame samples and cannot take more")
-        return self._num_initial + int(torch.argmin(replaceable))
-
-    def _normalise_weights(self) -> None:
-        weights = self._weights[:self._count]
-        weights /= weights.sum()
-        initial_share = float(weights[:self._num_initial].sum())
-        if self._num_initial and initial_share < self.initial_minimum_weight:
-            later = weights[self._num_initial:]
-            later *= (1.0 - self.initial_minimum_weight) / later.sum()
-            weights[:self._num_initial] = self.initial_minimum_weight / self._num_initial

@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 import torch
 
 ParamList = list[torch.Tensor]
+BETA_RULES = ("fletcher_reeves", "polak_ribiere")
 MatrixProduct = Callable[[ParamList], ParamList]
 ResidualFunction = Callable[[ParamList], torch.Tensor]
 
@@ -64,13 +65,19 @@ class ConjugateGradientResult:
 def conjugate_gradient(apply_matrix: MatrixProduct, rhs: Sequence[torch.Tensor], *,
                        num_iter: int, initial: Sequence[torch.Tensor] | None = None,
                        preconditioner: Sequence[torch.Tensor] | None = None,
-                       tolerance: float = 0.0) -> ConjugateGradientResult:
+                       tolerance: float = 0.0,
+                       beta_rule: str = "fletcher_reeves") -> ConjugateGradientResult:
     """Solve A x = b for a symmetric positive definite A given only as the product x -> A x.
 
     `preconditioner` is an element-wise (diagonal) approximation of A^-1. The iteration stops after
     `num_iter` steps, when ||r|| <= tolerance * ||b||, or when the search direction has no positive
     curvature left (A not positive definite along it, or the residual is exactly zero).
+    `beta_rule` picks the direction update: "fletcher_reeves" (<r', z'> / <r, z>) or
+    "polak_ribiere" ((<r', z'> - <r, z'>) / <r, z>); either beta is clamped at 0, as the
+    ATOM-style optimiser DROL uses does.
     """
+    if beta_rule not in BETA_RULES:
+        raise ValueError(f"beta_rule must be one of {BETA_RULES}, got {beta_rule!r}")
     if num_iter < 0:
         raise ValueError(f"num_iter must be >= 0, got {num_iter}")
     if tolerance < 0:
@@ -100,13 +107,17 @@ def conjugate_gradient(apply_matrix: MatrixProduct, rhs: Sequence[torch.Tensor],
                 break
             step = residual_dot_z / curvature
             solution = _add_scaled(solution, step, direction)
+            previous_residual = residual
             residual = _add_scaled(residual, -step, matrix_times_direction)
             norms.append(float(inner_product(residual, residual).sqrt()))
             iterations += 1
             z = _apply_diagonal(preconditioner, residual)
             new_residual_dot_z = inner_product(residual, z)
-            # Fletcher-Reeves beta; exact for a quadratic problem.
-            direction = _add_scaled(z, new_residual_dot_z / residual_dot_z, direction)
+            numerator = new_residual_dot_z
+            if beta_rule == "polak_ribiere":
+                numerator = numerator - inner_product(previous_residual, z)
+            beta = torch.clamp(numerator / residual_dot_z, min=0.0)
+            direction = _add_scaled(z, beta, direction)
             residual_dot_z = new_residual_dot_z
     return ConjugateGradientResult(solution=solution, residual_norms=tuple(norms),
                                    iterations=iterations)
@@ -157,12 +168,13 @@ class LinearisedResidual:
 
 def gauss_newton(residual_fn: ResidualFunction, params: Sequence[torch.Tensor], *,
                  num_gn_iter: int, num_cg_iter: int,
-                 preconditioner: Sequence[torch.Tensor] | None = None) -> GaussNewtonResult:
+                 preconditioner: Sequence[torch.Tensor] | None = None,
+                 beta_rule: str = "fletcher_reeves") -> GaussNewtonResult:
     """Minimise ||residual_fn(w)||^2 from `params` by Gauss-Newton with a CG inner solver.
 
     Each step solves J^T J dw = -J^T r approximately with `num_cg_iter` CG iterations started from
-    dw = 0 and sets w <- w + dw. For a residual linear in w one step with enough CG iterations
-    reaches the exact minimiser.
+    dw = 0 and sets w <- w + dw (`beta_rule` as in `conjugate_gradient`). For a residual linear
+    in w one step with enough CG iterations reaches the exact minimiser.
     """
     if num_gn_iter < 0:
         raise ValueError(f"num_gn_iter must be >= 0, got {num_gn_iter}")
@@ -173,7 +185,7 @@ def gauss_newton(residual_fn: ResidualFunction, params: Sequence[torch.Tensor], 
         losses.append(linearised.loss())
         steepest = [-g for g in linearised.jacobian_t_residual()]
         step = conjugate_gradient(linearised.normal_matrix_times, steepest, num_iter=num_cg_iter,
-                                  preconditioner=preconditioner).solution
+                                  preconditioner=preconditioner, beta_rule=beta_rule).solution
         current = [(p + d).detach() for p, d in zip(current, step)]
     with torch.no_grad():
         losses.append(float((residual_fn(current) ** 2).sum()))

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from siam_tracking_ros.core.online.augment import (
-    AugmentationConfig, augment_first_frame, expanded_patch_size, feature_dropout)
+    AugmentationConfig, augment_first_frame, expanded_patch_size, feature_dropout, random_shifts)
 
 OUTPUT = 32
 
@@ -36,23 +36,50 @@ def test_reference_list_gives_thirty_samples():
     assert augmented.target_offsets.shape == (23, 2)
 
 
-def test_identity_flip_and_shifts_place_the_target_where_the_offsets_say():
-    augmented = augment_first_frame(_patch_with_marker(), OUTPUT)
+def test_every_sample_places_the_target_where_its_offset_says():
+    augmented = augment_first_frame(_patch_with_marker(), OUTPUT,
+                                    generator=torch.Generator().manual_seed(5))
     centre = (OUTPUT - 1) / 2.0
     for image, offset in zip(augmented.images, augmented.target_offsets):
         found = _bright_centroid(image) - centre
         assert np.allclose(found, offset, atol=1.0)
-    identity, flipped = augmented.images[0], augmented.images[1]
-    assert np.array_equal(flipped, identity[:, ::-1]) or np.abs(
-        flipped.astype(int) - identity[:, ::-1].astype(int)).max() <= 1
-    # A relative shift of 0.6 moves the target by 0.6 * OUTPUT / 2 pixels.
-    assert np.allclose(np.abs(augmented.target_offsets[-1]), 0.6 * OUTPUT / 2)
+
+
+def test_authors_order_whole_pixel_shifts_and_random_shifts():
+    config = AugmentationConfig()
+    generator = torch.Generator().manual_seed(12345)
+    augmented = augment_first_frame(_patch_with_marker(), OUTPUT, config, generator)
+    offsets = augmented.target_offsets
+    assert offsets[0].tolist() == [0.0, 0.0]
+    # Relative shifts next, 0.6 * OUTPUT / 2 = 9.6 truncated to 9 pixels, (row, column) pairs.
+    assert offsets[1:5].tolist() == [[9, 9], [9, -9], [-9, 9], [-9, -9]]
+    # Then flip, five blurs and twelve rotations, each with the random shift drawn in that order.
+    expected = random_shifts(18, OUTPUT, config.random_shift_factor,
+                             torch.Generator().manual_seed(12345))
+    assert [tuple(o) for o in offsets[5:].astype(int).tolist()] == expected
+    largest = max(abs(v) for shift in expected for v in shift)
+    assert largest <= OUTPUT * config.random_shift_factor / 2
+    assert len(set(expected)) > 1
+    # Without random shifts the flip is the mirrored identity window (whole-pixel crops).
+    plain = augment_first_frame(_patch_with_marker(), OUTPUT,
+                                AugmentationConfig(random_shift_factor=0.0))
+    patch = _patch_with_marker()
+    assert np.array_equal(plain.images[0], patch[16:48, 16:48])
+    assert np.array_equal(plain.images[5], patch[:, ::-1][16:48, 16:48])
+
+
+def test_random_shifts_truncate_the_authors_draw():
+    generator = torch.Generator().manual_seed(3)
+    draws = [(torch.rand(2, generator=generator) - 0.5) * 100 / 3 for _ in range(4)]
+    expected = [(int(d[1]), int(d[0])) for d in draws]
+    assert random_shifts(4, 100, 1 / 3, torch.Generator().manual_seed(3)) == expected
+    assert random_shifts(2, 100, 0.0, torch.Generator()) == [(0, 0), (0, 0)]
 
 
 def test_rotation_moves_the_side_marker_and_blur_spreads_the_target():
     config = AugmentationConfig(flip=False, rotations_deg=(90,), blur_sigmas=((3, 1),),
-                                relative_shifts=())
-    identity, rotated, blurred = augment_first_frame(_patch_with_marker(), OUTPUT, config).images
+                                relative_shifts=(), random_shift_factor=0.0)
+    identity, blurred, rotated = augment_first_frame(_patch_with_marker(), OUTPUT, config).images
     centre = int((OUTPUT - 1) // 2)
     assert identity[centre, centre + 8, 0] == 180
     assert rotated[centre - 8, centre, 0] == 180      # counter-clockwise: right goes up
@@ -63,6 +90,9 @@ def test_rotation_moves_the_side_marker_and_blur_spreads_the_target():
 def test_feature_dropout_drops_whole_channels_and_rescales():
     features = torch.ones(1, 50, 4, 4)
     dropped = feature_dropout(features, 7, 0.2, torch.Generator().manual_seed(0))
+    # The mask of F.dropout2d: Bernoulli(1 - p) per sample and channel, over 1 - p.
+    keep = torch.empty(7, 50, 1, 1).bernoulli_(0.8, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(dropped, (keep / 0.8).expand(7, 50, 4, 4))
     assert dropped.shape == (7, 50, 4, 4)
     values = set(torch.unique(dropped).tolist())
     assert values <= {0.0, 1.25}

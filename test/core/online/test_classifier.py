@@ -8,7 +8,8 @@ import torch.nn.functional as F
 
 from siam_tracking_ros.core.online.classifier import (
     AttentionWeights, FrameState, OnlineClassifier, OnlineClassifierConfig, apply_filter,
-    compress, dual_attention, filter_gauss_newton_step, gaussian_labels, response_activation)
+    compress, dual_attention, filter_gauss_newton_step, gaussian_labels, label_centre_shift,
+    response_activation)
 from siam_tracking_ros.core.online.optim import concat_residuals, gauss_newton
 
 CHANNELS, SIZE = 8, 15
@@ -70,12 +71,50 @@ def test_classifier_ranks_target_above_distractor_where_cross_correlation_does_n
     target_xy, distractor_xy = (5, 9), (11, 4)
     test = scene.sample(target_xy, distractor_xy)[None]
     _, scores = classifier.classify(test)
-    assert scores.shape == (1, SIZE + 1, SIZE + 1)
+    assert scores.shape == (1, SIZE, SIZE)
     assert _peak_near(scores[0], target_xy) > 2.0 * _peak_near(scores[0], distractor_xy)
     x, y = target_xy
     template = test[:, :, y - 1:y + 2, x - 1:x + 2]
     correlation = F.conv2d(test, template, padding=1)[0, 0]
     assert correlation[distractor_xy[1], distractor_xy[0]] > correlation[y, x]
+
+
+def test_labels_sit_half_a_cell_past_the_offset_where_the_even_filter_peaks():
+    # A centred 1-channel impulse through a centred 4x4 box filter: the 'same' output peaks over
+    # cells 7 and 8 of 15 (the filter's centre is half a cell before each output cell), so the
+    # label of a centred target peaks at 7 + 0.5, where the authors' half-cell shift puts it.
+    features = torch.zeros(1, 1, 15, 15)
+    features[0, 0, 7, 7] = 1.0
+    scores = apply_filter(features, torch.ones(1, 1, 4, 4))[0]
+    assert torch.nonzero(scores == scores.max()).tolist() == [[6, 6], [6, 7], [6, 8], [6, 9],
+                                                               [7, 6], [7, 7], [7, 8], [7, 9],
+                                                               [8, 6], [8, 7], [8, 8], [8, 9],
+                                                               [9, 6], [9, 7], [9, 8], [9, 9]]
+    assert label_centre_shift(4) == 0.5 and label_centre_shift(3) == 0.0
+    classifier = OnlineClassifier(1, OnlineClassifierConfig(compressed_channels=1,
+                                                            init_gn_iter=1, init_cg_iter=1,
+                                                            pipeline="cmp"))
+    classifier.initialise(features, torch.zeros(1, 2), (4.0, 4.0), dropout_copies=0)
+    labels = classifier.memory.labels[0]
+    assert labels.shape == (15, 15)
+    torch.testing.assert_close(labels[7, 7], labels[8, 8])
+    torch.testing.assert_close(labels[7, 7], torch.tensor(math.exp(-0.25)))
+
+
+def test_score_maps_put_the_labelled_centre_on_the_centre_pixel():
+    # A map peaking at cell H / 2 (the centred target's label) becomes a crop-pixel map peaking
+    # at its centre pixel, and a peak one cell to the right lands out_size / H pixels right.
+    classifier = OnlineClassifier(CHANNELS)
+    size, out_size = 26, 287
+    grid = torch.arange(size, dtype=torch.float32)
+    bump = torch.exp(-((grid[None, :] - 13.0) ** 2 + (grid[:, None] - 13.0) ** 2) / 8.0)
+    shifted = torch.exp(-((grid[None, :] - 14.0) ** 2 + (grid[:, None] - 13.0) ** 2) / 8.0)
+    maps = classifier.score_maps(torch.stack([bump, shifted]), out_size)
+    assert maps.shape == (2, out_size, out_size)
+    assert divmod(int(maps[0].argmax()), out_size) == (143, 143)
+    row, col = divmod(int(maps[1].argmax()), out_size)
+    assert row == 143 and col == 143 + round(out_size / size)
+    torch.testing.assert_close(maps[0].max(), bump.max(), atol=1e-3, rtol=0)
 
 
 def test_labels_are_gaussians_peaking_at_the_offset():
@@ -94,8 +133,9 @@ def _classifier_with_memory(config: OnlineClassifierConfig) -> OnlineClassifier:
     return classifier
 
 
-# On the 16 x 16 map (centre 7.5) the peak sits at (8, 8), near the centre; (1, 1) lies beyond
-# 0.8 x half the side (6.4 cells) from it, (8, 12) within.
+# On the 16 x 16 map (offsets from pixel 16 // 2 = 8, as the authors measure them) the peak sits
+# at (8, 8), the centre; (1, 1) lies beyond 0.8 x half the side (6.4 pixels) from it, (8, 12)
+# within.
 FAR, NEAR = (1, 1), (8, 12)
 
 
@@ -119,7 +159,7 @@ def test_analysis_thresholds(peak, second, second_at, state):
     analysis = classifier.analyse(_map_with_peaks(peak, second, second_at), (2.0, 2.0))
     assert analysis.state is state
     assert analysis.peak_score == pytest.approx(peak)
-    assert analysis.peak_offset == (0.5, 0.5)
+    assert analysis.peak_offset == (0.0, 0.0)
 
 
 def test_second_peak_inside_the_target_neighbourhood_is_not_a_distractor():
@@ -139,22 +179,24 @@ def test_update_schedule_memory_and_learning_rates():
     distractor = classifier.analyse(_map_with_peaks(0.9, 0.85, NEAR), (3.0, 3.0))
     hard = classifier.analyse(_map_with_peaks(0.9, 0.6), (3.0, 3.0))
 
-    assert classifier.update(sample, normal, (0.0, 0.0), (3.0, 3.0)) is False
+    rate, hard_rate = config.learning_rate, config.hard_negative_learning_rate
+    assert classifier.update(sample, normal, (0.0, 0.0)) is False
     assert len(classifier.memory) == 7
-    assert float(classifier.memory.weights[-1]) == pytest.approx(config.learning_rate)
+    # The authors' first weight: lr after the others were divided by (1 - lr), normalised.
+    assert float(classifier.memory.weights[-1]) == pytest.approx(rate / (1 / (1 - rate) + rate))
     before = classifier.filter_weight.clone()
-    assert classifier.update(sample, absent, (0.0, 0.0), (3.0, 3.0)) is False
+    assert classifier.update(sample, absent, (0.0, 0.0)) is False
     assert len(classifier.memory) == 7
     # Third frame: periodic filter optimisation even though the frame is left out.
-    assert classifier.update(sample, distractor, (0.0, 0.0), (3.0, 3.0)) is True
+    assert classifier.update(sample, distractor, (0.0, 0.0)) is True
     assert len(classifier.memory) == 7
     assert not torch.equal(before, classifier.filter_weight)
-    # A hard negative is stored with the doubled rate and triggers an optimisation at once.
-    assert classifier.update(sample, hard, (0.0, 0.0), (3.0, 3.0)) is True
+    # A hard negative is stored at the doubled rate (the previous new weight / (1 - rate)) and
+    # triggers an optimisation at once.
+    assert classifier.update(sample, hard, (0.0, 0.0)) is True
     assert len(classifier.memory) == 8
     weights = classifier.memory.weights
-    hard_rate, rate = config.hard_negative_learning_rate, config.learning_rate
-    assert float(weights[-1] / weights[-2]) == pytest.approx(hard_rate / (rate * (1 - hard_rate)))
+    assert float(weights[-1] / weights[-2]) == pytest.approx(1 / (1 - hard_rate))
 
 
 def test_attention_adds_the_spatially_and_the_channel_reweighted_maps():
@@ -190,7 +232,9 @@ def test_filter_is_the_padded_correlation_with_its_gradients(kernel, layout):
     weight = torch.randn(1, CHANNELS, kernel, kernel, generator=generator)
     fast, reference = weight.clone().requires_grad_(True), weight.clone().requires_grad_(True)
     scores = apply_filter(features, fast)
-    expected = F.conv2d(features, reference, padding=kernel // 2)[:, 0]
+    # The authors' 'same' correlation: an even kernel's extra last row and column dropped.
+    expected = F.conv2d(features, reference, padding=kernel // 2)[:, 0, :9, :9]
+    assert scores.shape == (3, 9, 9)
     torch.testing.assert_close(scores, expected)
     # First and second derivatives (the Gauss-Newton products differentiate a gradient).
     upstream = torch.randn(scores.shape, generator=generator, requires_grad=True)
@@ -206,7 +250,7 @@ def test_filter_step_is_the_generic_gauss_newton_step():
     generator = torch.Generator().manual_seed(3)
     features = torch.randn(5, CHANNELS, 9, 9, generator=generator).contiguous(
         memory_format=torch.channels_last)
-    labels = torch.rand(5, 10, 10, generator=generator)
+    labels = torch.rand(5, 9, 9, generator=generator)
     weights = torch.rand(5, generator=generator)
     start = torch.randn(1, CHANNELS, 4, 4, generator=generator) / 10
 
@@ -215,7 +259,8 @@ def test_filter_step_is_the_generic_gauss_newton_step():
         return concat_residuals([weights.sqrt()[:, None, None] * (scores - labels),
                                  math.sqrt(0.1) * params[0]])
 
-    expected = gauss_newton(residual, [start], num_gn_iter=1, num_cg_iter=4)
+    expected = gauss_newton(residual, [start], num_gn_iter=1, num_cg_iter=4,
+                            beta_rule="polak_ribiere")
     step = filter_gauss_newton_step(features, labels, weights, start, 0.1, 0.05, 4)
     torch.testing.assert_close(step.params[0], expected.params[0])
     assert step.losses == pytest.approx(expected.losses, rel=1e-5)
@@ -245,7 +290,7 @@ def test_ablation_pipelines_fit(pipeline):
     classifier = _classifier_with_memory(config)
     embedded, scores = classifier.classify(torch.rand(2, CHANNELS, SIZE, SIZE))
     assert embedded.shape == (2, config.compressed_channels, SIZE, SIZE)
-    assert scores.shape == (2, SIZE + 1, SIZE + 1)
+    assert scores.shape == (2, SIZE, SIZE)
 
 
 def test_bad_inputs_are_rejected():
@@ -271,6 +316,7 @@ def test_classifier_runs_on_cuda():
     classifier.initialise(features, offsets, (3.0, 3.0), dropout_copies=2)
     embedded, scores = classifier.classify(features[:1].cuda())
     assert scores.is_cuda and classifier.memory.features.is_cuda
-    analysis = classifier.analyse(scores[0], (3.0, 3.0))
-    classifier.update(embedded, analysis, analysis.peak_offset, (3.0, 3.0))
+    maps = classifier.score_maps(scores, 4 * SIZE + 1)
+    analysis = classifier.analyse(maps[0], (3.0, 3.0))
+    classifier.update(embedded, analysis, (0.0, 0.0))
     assert classifier.optimise_filter(3)[-1] >= 0

@@ -1,33 +1,84 @@
-"""Eq. (5) fusion helpers: grid resampling, normalisation, weighted sum."""
+"""Eq. (5) fusion helpers: the authors' upsampling and resizes, normalisation, weighted sum."""
 
+import math
+
+import cv2
+import numpy as np
 import pytest
 import torch
 
-from siam_tracking_ros.core.online.fusion import (fuse_scores, min_max_normalise,
-                                                  resample_to_grid, sample_at_offsets,
+from siam_tracking_ros.core.online.fusion import (antialiased_bicubic_resize, cubic_resize,
+                                                  fourier_upsample, fuse_scores,
+                                                  min_max_normalise, sample_at_offsets,
                                                   sum_normalise)
 
 
-def test_same_stride_takes_the_central_cells_exactly():
-    online = torch.randn(3, 23, 23, generator=torch.Generator().manual_seed(0))
-    resampled = resample_to_grid(online, 8.0, 17, 8.0)
-    assert resampled.shape == (3, 17, 17)
-    assert torch.allclose(resampled, online[:, 3:20, 3:20], atol=1e-5)
+def _authors_fourier_upsample(scores: torch.Tensor, out_size: int) -> torch.Tensor:
+    """The authors' `localize_target` path on one N x N map with the current FFT API: centred
+    half spectrum (an even size's Nyquist row kept at both ends), divided by N^2, shifted by pi,
+    zero-padded to out_size, inverted and rescaled, then rolled by (out_size + 1) // 2."""
+    size = scores.shape[-1]
+    spectrum = torch.fft.rfft2(scores.double())
+    spectrum = torch.cat([spectrum[(size + 1) // 2:], spectrum[:size // 2 + 1]], 0) / size ** 2
+    rows = torch.arange(-(spectrum.shape[0] // 2), spectrum.shape[0] // 2 + 1,
+                        dtype=torch.float64)[:, None]
+    cols = torch.arange(spectrum.shape[1], dtype=torch.float64)[None, :]
+    spectrum = spectrum * torch.exp(1j * math.pi * rows) * torch.exp(1j * math.pi * cols)
+    padded = torch.zeros(out_size, out_size // 2 + 1, dtype=spectrum.dtype)
+    half = spectrum.shape[0] // 2
+    padded[:half + 1, :spectrum.shape[1]] = spectrum[half:]
+    padded[out_size - half:, :spectrum.shape[1]] = spectrum[:half]
+    values = torch.fft.irfft2(padded, s=(out_size, out_size)) * out_size ** 2
+    roll = (out_size + 1) // 2
+    return torch.roll(values, shifts=(-roll, -roll), dims=(0, 1))
 
 
-def test_same_span_is_a_plain_bicubic_resize():
-    online = torch.rand(1, 9, 9, generator=torch.Generator().manual_seed(1))
-    resampled = resample_to_grid(online, 4.0, 17, 2.0)
-    expected = torch.nn.functional.interpolate(online[:, None], size=(17, 17), mode="bicubic",
-                                               align_corners=True)[:, 0]
-    assert torch.allclose(resampled, expected, atol=1e-5)
+@pytest.mark.parametrize("size, out_size", [(26, 287), (22, 255), (7, 31)])
+def test_fourier_upsample_is_the_authors_spectral_interpolation(size, out_size):
+    scores = torch.randn(size, size, generator=torch.Generator().manual_seed(size),
+                         dtype=torch.float64)
+    upsampled = fourier_upsample(scores[None], out_size)[0]
+    torch.testing.assert_close(upsampled, _authors_fourier_upsample(scores, out_size))
 
 
-def test_half_cell_offsets_interpolate_a_linear_ramp_exactly():
-    ramp = torch.arange(32, dtype=torch.float32).repeat(32, 1)[None]   # value = column index
-    resampled = resample_to_grid(ramp, 8.0, 25, 8.0)
-    # The 25-grid centre sits 3.5 cells in from the 32-map's edge cell.
-    assert torch.allclose(resampled[0, 0], torch.arange(25, dtype=torch.float32) + 3.5, atol=1e-4)
+def test_fourier_upsample_keeps_a_smooth_map_and_centres_cell_half_the_size():
+    grid = torch.arange(26, dtype=torch.float64)
+    smooth = torch.exp(-((grid[None, :] - 13.0) ** 2 + (grid[:, None] - 13.0) ** 2) / 18.0)
+    upsampled = fourier_upsample(smooth[None], 287)[0]
+    assert divmod(int(upsampled.argmax()), 287) == (143, 143)
+    # The centre pixel reads cell 13 (up to the doubled Nyquist term, which the authors' even-size
+    # spectrum counts at both ends).
+    assert float(upsampled[143, 143]) == pytest.approx(float(smooth[13, 13]), abs=1e-4)
+    with pytest.raises(ValueError, match="B x H x H"):
+        fourier_upsample(torch.zeros(4, 4), 9)
+
+
+def test_antialiased_bicubic_resize_is_pils_float_resize():
+    image_module = pytest.importorskip("PIL.Image", reason="Pillow (a matplotlib dependency) "
+                                       "gives the reference resize")
+    maps = torch.randn(287, 287, generator=torch.Generator().manual_seed(0))
+    expected = np.asarray(image_module.fromarray(maps.numpy()).resize(
+        (21, 21), image_module.BICUBIC))
+    resized = antialiased_bicubic_resize(maps[None], 21)[0]
+    np.testing.assert_allclose(resized.numpy(), expected, atol=1e-5)
+
+
+def test_antialiased_resize_averages_and_keeps_constants():
+    resized = antialiased_bicubic_resize(torch.full((1, 40, 40), 3.0), 7)
+    torch.testing.assert_close(resized, torch.full((1, 7, 7), 3.0))
+    # Downscaling 10x spreads one bright pixel over the output cell that covers it, lowered.
+    impulse = torch.zeros(1, 50, 50)
+    impulse[0, 25, 25] = 1.0
+    resized = antialiased_bicubic_resize(impulse, 5)[0]
+    assert divmod(int(resized.argmax()), 5) == (2, 2) and float(resized.max()) < 0.2
+
+
+def test_cubic_resize_is_opencvs_bicubic():
+    maps = torch.rand(2, 25, 25, generator=torch.Generator().manual_seed(4))
+    resized = cubic_resize(maps, 40)
+    for got, source in zip(resized, maps):
+        np.testing.assert_allclose(got.numpy(), cv2.resize(source.numpy(), (40, 40),
+                                                           interpolation=cv2.INTER_CUBIC))
 
 
 def test_normalise_and_fuse():
@@ -42,7 +93,7 @@ def test_normalise_and_fuse():
     with pytest.raises(ValueError, match="lambda"):
         fuse_scores(siamese, normalised, 1.5)
     with pytest.raises(ValueError, match="B x M x M"):
-        resample_to_grid(torch.zeros(4, 4), 8.0, 3, 8.0)
+        antialiased_bicubic_resize(torch.zeros(4, 4), 3)
 
 
 def test_sum_normalise_shifts_to_zero_and_sums_to_one():

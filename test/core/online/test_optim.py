@@ -114,3 +114,32 @@ def test_gauss_newton_one_step_solves_regularised_linear_least_squares():
     normal = design.T @ design + regularisation * torch.eye(5, dtype=torch.float64)
     assert torch.allclose(result.params[0], torch.linalg.solve(normal, design.T @ target),
                           atol=1e-9)
+
+
+def test_polak_ribiere_directions_follow_the_authors_formula():
+    # Three iterations by hand: beta = (<r', r'> - <r, r'>) / <r, r>, clamped at 0. In exact
+    # arithmetic on a symmetric matrix <r, r'> = 0 and the rule equals Fletcher-Reeves; a
+    # non-symmetric product breaks that orthogonality from the second step on, so the rules part.
+    matrix = torch.tensor([[4.0, 1.0, 0.0, 0.3], [0.5, 3.0, 1.0, 0.0], [0.0, -0.5, 2.0, 0.4],
+                           [0.2, 0.0, -0.3, 5.0]], dtype=torch.float64)
+    rhs = torch.tensor([1.0, 2.0, -1.0, 0.5], dtype=torch.float64)
+
+    def by_hand(polak_ribiere: bool) -> torch.Tensor:
+        x, r = torch.zeros(4, dtype=torch.float64), rhs.clone()
+        p = r.clone()
+        for _ in range(3):
+            q = matrix @ p
+            alpha = (r @ r) / (p @ q)
+            x = x + alpha * p
+            r_new = r - alpha * q
+            numerator = r_new @ r_new - (r @ r_new if polak_ribiere else 0.0)
+            p = r_new + torch.clamp(numerator / (r @ r), min=0.0) * p
+            r = r_new
+        return x
+
+    for rule, polak in (("polak_ribiere", True), ("fletcher_reeves", False)):
+        result = conjugate_gradient(lambda v: [matrix @ v[0]], [rhs], num_iter=3, beta_rule=rule)
+        torch.testing.assert_close(result.solution[0], by_hand(polak))
+    assert not torch.allclose(by_hand(True), by_hand(False))
+    with pytest.raises(ValueError, match="beta_rule"):
+        conjugate_gradient(lambda v: v, [rhs], num_iter=1, beta_rule="hestenes")
