@@ -566,16 +566,17 @@ def first_frames(sequences) -> list[np.ndarray]:
 
 
 def compare_on_sequence(tracker_name: str, spec: ReferenceSpec, weights: WeightsPair,
-                        sequence, frames: int, build_package: Callable | None = None
-                        ) -> list[FrameRow]:
-    """Run the package's ``tracker_name`` and the reference on the first ``frames`` frames of a
+                        sequence, frames: int, build_package: Callable | None = None,
+                        overrides: dict | None = None) -> list[FrameRow]:
+    """Run the package's ``tracker_name`` (its config changed by ``overrides``, to match the
+    reference's experiment config) and the reference on the first ``frames`` frames of a
     dataset ``sequence`` (initialised on its first ground-truth box) with ``weights``."""
     from siam_tracking_ros.core.registry import build_tracker
     from siam_tracking_ros.eval.ope import initial_box
 
     sequence = sequence.head(frames)
     build_package = build_package or (lambda path: build_tracker(
-        tracker_name, weights=path, device='cpu', precision='fp32'))
+        tracker_name, weights=path, device='cpu', precision='fp32', **(overrides or {})))
     package, lockstep = (PackageTracker(build_package(weights.package_file)) for _ in range(2))
     return run_side_by_side(package, spec.build(weights.reference_file), lockstep,
                             sequence.frames(), initial_box(sequence))

@@ -47,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--weights', type=names_list, default=list(WEIGHT_KINDS),
                         help="'package', 'reference' or both, comma-separated (default both)")
     parser.add_argument('--seed', type=int, default=0, help='seed of the random weights')
+    parser.add_argument('--config', nargs='+', metavar='KEY=VALUE',
+                        help="the package tracker's config overrides, to match the reference's "
+                             'experiment config (e.g. short_term_drift=true)')
     parser.add_argument('--out', type=Path,
                         help='folder for per-frame CSVs and summary.json (default: print only)')
     parser.add_argument('--per-frame', action='store_true', help='print every frame')
@@ -56,12 +59,14 @@ def run(args: argparse.Namespace) -> int:
     from siam_tracking_ros.eval import parity
     from siam_tracking_ros.eval.datasets import open_dataset
     from siam_tracking_ros.eval.report import write_csv
+    from siam_tracking_ros.tools.cmd_eval import parse_overrides
 
     unknown = sorted(set(args.weights) - set(WEIGHT_KINDS))
     if unknown:
         raise ValueError(f'--weights: unknown kind(s) {unknown}; use {", ".join(WEIGHT_KINDS)}')
     spec = parity.reference_spec(args.tracker, args.reference_path, args.reference,
                                  args.reference_config)
+    overrides = parse_overrides(args.config)
     dataset = open_dataset(args.dataset, args.sequences)
     summaries, all_passed = [], True
     with tempfile.TemporaryDirectory(prefix='siamtrack-parity-') as scratch:
@@ -73,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
                                                 parity.first_frames(dataset)))
             for sequence in dataset:
                 rows = parity.compare_on_sequence(args.tracker, spec, weights, sequence,
-                                                  args.frames)
+                                                  args.frames, overrides=overrides)
                 summary = parity.summarise(rows)
                 all_passed &= summary.passed
                 if args.per_frame:

@@ -5,6 +5,7 @@ import importlib.util
 import math
 import os
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -156,6 +157,23 @@ def test_the_package_beside_itself_deviates_by_nothing(tiny_sequence):
     assert [r.frame for r in rows] == list(range(1, len(tiny_sequence)))
     assert all(r.free_px == 0.0 and r.lockstep_px == 0.0 for r in rows)
     assert parity.summarise(rows).passed
+
+
+def test_config_overrides_reach_both_package_trackers(tiny_sequence, tmp_path, monkeypatch):
+    built = []
+
+    def recording_build(name, **kwargs):
+        built.append(kwargs)
+        return seeded_tracker()
+
+    monkeypatch.setattr('siam_tracking_ros.core.registry.build_tracker', recording_build)
+    own = parity.package_weights('siamrpn_alexnet', 'pysot', tmp_path, seed=0)
+    as_reference = types.SimpleNamespace(build=lambda path: parity.PackageTracker(seeded_tracker()))
+    parity.compare_on_sequence('siamrpn_alexnet', as_reference, own, tiny_sequence, 3,
+                               overrides={'window_influence': 0.3})
+    assert len(built) == 2
+    assert all(kwargs['window_influence'] == 0.3 and kwargs['precision'] == 'fp32'
+               for kwargs in built)
 
 
 def test_lockstep_measures_one_frames_step_and_free_run_the_accumulated_drift(tiny_sequence):
