@@ -432,7 +432,8 @@ class SiamFCReference:
         frames_rgb = [np.ascontiguousarray(frame[..., ::-1]) for frame in frames_bgr]
         rng = np.random.default_rng(seed)
         calibrate_batchnorm(
-            net, net, calibration_crops(frames_rgb, tracker.cfg.exemplar_sz, CALIBRATION_PAIRS, rng),
+            net, net,
+            calibration_crops(frames_rgb, tracker.cfg.exemplar_sz, CALIBRATION_PAIRS, rng),
             calibration_crops(frames_rgb, tracker.cfg.instance_sz, CALIBRATION_PAIRS, rng))
         torch.save(net.state_dict(), path)
         return path

@@ -16,13 +16,13 @@ import torch
 from base_equivalence import real_frames, synthetic_frames, tracked_boxes
 from siam_tracking_ros.core import windows
 from siam_tracking_ros.core.online.classifier import FrameState, ScoreAnalysis
-from siam_tracking_ros.core.online.fusion import (antialiased_bicubic_resize, cubic_resize,
+from siam_tracking_ros.core.online.fusion import (antialiased_bicubic_resize,
                                                   min_max_normalise, sum_normalise)
 from siam_tracking_ros.core.registry import build_tracker, default_config
 from siam_tracking_ros.core.trackers.base import FrameContext, Localisation, TrackState
 from siam_tracking_ros.core.trackers.drol import (DROLFCConfig, DROLFCTracker, DROLRPNConfig,
                                                   DROLRPNTracker, DROLSettings, drol_config)
-from siam_tracking_ros.core.trackers.siamfc import SiamFCConfig
+from siam_tracking_ros.core.trackers.siamfc import SiamFCConfig, cubic_resize
 from siam_tracking_ros.core.trackers.siamrpn import RPNOutput, SiamRPNConfig
 
 # Few solver iterations and augmentations keep the CPU tests short; the defaults are checked

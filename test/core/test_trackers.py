@@ -17,6 +17,7 @@ from torch import nn
 
 from siam_tracking_ros.core import TrackResult, TrackState, build_tracker
 from siam_tracking_ros.core.trackers.base import next_track_state
+from siam_tracking_ros.core.trackers.siamfc import cubic_resize
 
 torch.set_num_threads(1)
 
@@ -345,3 +346,11 @@ def test_siamrpn_locate_computes_as_pysot():
         anchor, row, col = found.details['best_index']
         assert anchor * 21 * 21 + row * 21 + col == best
         np.testing.assert_array_equal(np.concatenate([found.center, found.size]), expected)
+
+
+def test_cubic_resize_is_opencvs_bicubic():
+    maps = torch.rand(2, 25, 25, generator=torch.Generator().manual_seed(4))
+    resized = cubic_resize(maps, 40)
+    for got, source in zip(resized, maps):
+        np.testing.assert_allclose(got.numpy(), cv2.resize(source.numpy(), (40, 40),
+                                                           interpolation=cv2.INTER_CUBIC))

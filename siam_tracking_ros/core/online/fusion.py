@@ -8,7 +8,7 @@ weighted sum" (section 3.3). The authors' code does this in two steps, reproduce
    crop pixel, rolled so that the crop centre is its centre pixel (`fourier_upsample`);
 2. that map is resized as a whole image onto the Siamese map's grid: for DROL-RPN by PIL's
    bicubic resize (`antialiased_bicubic_resize`, 287 -> 21 for AlexNet), for DROL-FC by OpenCV's
-   bicubic resize onto the x16-upsampled response (255 -> 272, `cubic_resize`).
+   bicubic resize onto the x16-upsampled response (255 -> 272, SiamFC's `cubic_resize`).
 Both steps treat the feature map as spanning the whole crop (instance size / H crop pixels per
 cell), while its cells are really the backbone stride apart, and the Siamese map spans less than
 the crop: the online peaks land nearer the centre than the target is (about 0.8 x its offset).
@@ -25,7 +25,6 @@ from __future__ import annotations
 import functools
 import math
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -107,18 +106,6 @@ def antialiased_bicubic_resize(maps: torch.Tensor, size: int) -> torch.Tensor:
     matrix = torch.from_numpy(_antialiased_bicubic_matrix(maps.shape[-1], size)).to(
         device=maps.device, dtype=torch.float64)
     return (matrix @ maps.double() @ matrix.t()).to(maps.dtype)
-
-
-def cubic_resize(maps: torch.Tensor, size: int) -> torch.Tensor:
-    """B x M x M maps resized to B x size x size by OpenCV's INTER_CUBIC on float32: the DROL-FC
-    resize of the online map onto the upsampled response. The authors' call passes
-    cv2.INTER_CUBIC in the `dst` position, so OpenCV resizes bilinearly there (and their Siamese
-    response too); the paper's cubic interpolation is used, as the base upsamples its response."""
-    if maps.dim() != 3 or maps.shape[-1] != maps.shape[-2]:
-        raise ValueError(f"maps must be B x M x M, got {tuple(maps.shape)}")
-    arrays = maps.detach().float().cpu().numpy()
-    resized = np.stack([cv2.resize(a, (size, size), interpolation=cv2.INTER_CUBIC) for a in arrays])
-    return torch.from_numpy(resized).to(maps.device)
 
 
 def sample_at_offsets(online: torch.Tensor, online_stride: float,

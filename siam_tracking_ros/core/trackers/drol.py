@@ -25,8 +25,9 @@ configs (`enabled=True`) take the paper's constants and the authors' experiment 
 (`DROL_VARIANTS`): the window influence (0.15 for DROL-FC, 0.3 for DROL-RPN AlexNet, 0.25 for
 ResNet-50), lambda 0.6 for DROL-FC (the paper's) and 0.8 for DROL-RPN, v_c 0.1 for DROL-FC, their
 seeds, and DROL-RPN without the short-term template for AlexNet (eqs. 6-7); their OTB configs'
-short-term drift damping is a switch (`short_term_drift`), off as in the paper. The classifier update follows their schedule: 5 CG
-iterations every 10 tracked frames and on every hard-negative frame, over a memory of 250 samples.
+short-term drift damping is a switch (`short_term_drift`), off as in the paper. The classifier
+update follows their schedule: 5 CG iterations every 10 tracked frames and on every hard-negative
+frame, over a memory of 250 samples.
 
 Where the authors' code cannot be followed: their DROL-FC calls the classifier update with its
 arguments shifted (`update(bbox, flag)` for `update(state, scale_z, flag)`, a TypeError at the
@@ -51,7 +52,7 @@ from siam_tracking_ros.core.online.augment import (AugmentationConfig, augment_f
                                                    expanded_patch_size)
 from siam_tracking_ros.core.online.classifier import (FrameState, OnlineClassifier,
                                                       OnlineClassifierConfig, ScoreAnalysis)
-from siam_tracking_ros.core.online.fusion import (antialiased_bicubic_resize, cubic_resize,
+from siam_tracking_ros.core.online.fusion import (antialiased_bicubic_resize,
                                                   fuse_scores, min_max_normalise, sum_normalise)
 from siam_tracking_ros.core.online.template_update import (ShortTermTemplateSelector,
                                                            adaptive_score_gain, adopt_short_term,
@@ -59,7 +60,7 @@ from siam_tracking_ros.core.online.template_update import (ShortTermTemplateSele
 from siam_tracking_ros.core.registry import default_config, register_tracker
 from siam_tracking_ros.core.trackers.base import (FrameContext, InitContext, Localisation,
                                                   TrackResult, TrackState)
-from siam_tracking_ros.core.trackers.siamfc import SiamFCConfig, SiamFCTracker
+from siam_tracking_ros.core.trackers.siamfc import SiamFCConfig, SiamFCTracker, cubic_resize
 from siam_tracking_ros.core.trackers.siamrpn import SiamRPNConfig, SiamRPNTracker
 
 
@@ -409,6 +410,8 @@ class DROLFCTracker(DROLMixin, SiamFCTracker):
         weight = self.config.fusion_weight
         if weight == 0.0:
             return response
+        # Cubic, as the paper says and as the base upsamples its response: the authors' call
+        # passes cv2.INTER_CUBIC in resize's `dst` position, so their OpenCV resizes bilinearly.
         online = cubic_resize(view.scores, response.shape[-1])[0].to(response.device)
         return fuse_scores(response, sum_normalise(online), weight)
 
@@ -454,8 +457,8 @@ class DROLRPNTracker(DROLMixin, SiamRPNTracker):
 # off here, `short_term_drift=True` gives their OTB behaviour. Measured on uav_dev (fp32, all
 # seven sequences), drol_rpn_alexnet scored 0.327 AUC with it and 0.386 without.
 DROL_VARIANTS = {
-    # lambda 0.6: the paper's value (its implementation details; their VOT config, COEE_CLASS 0.6; their OTB
-    # config has 0.8). experiments/siamfc_alex_upxcorr_*: WINDOW_INFLUENCE 0.15,
+    # lambda 0.6: the paper's value (its implementation details; their VOT config, COEE_CLASS
+    # 0.6; their OTB config has 0.8). experiments/siamfc_alex_upxcorr_*: WINDOW_INFLUENCE 0.15,
     # TAU_CLASSIFICATION 0.1, SEED 12345.
     "drol_fc": ("siamfc_alexnet", DROLFCConfig,
                 dict(window_influence=0.15, fusion_weight=0.6, template_score_gain=0.1,

@@ -15,6 +15,17 @@ from siam_tracking_ros.core.trackers.base import (CropGeometry, FrameContext, Lo
                                                   check_common_config)
 
 
+
+def cubic_resize(maps: torch.Tensor, size: int) -> torch.Tensor:
+    """``(B, M, M)`` maps -> ``(B, size, size)`` float32 on the CPU: each map resized by
+    ``cv2.resize`` INTER_CUBIC on its float32 numpy array, as siamfc-pytorch upsamples its
+    responses (DROL-FC resizes its online map onto them the same way)."""
+    if maps.dim() != 3 or maps.shape[-1] != maps.shape[-2]:
+        raise ValueError(f"maps must be B x M x M, got {tuple(maps.shape)}")
+    arrays = maps.detach().float().cpu().numpy()
+    return torch.from_numpy(np.stack([
+        cv2.resize(array, (size, size), interpolation=cv2.INTER_CUBIC) for array in arrays]))
+
 @dataclass(frozen=True)
 class SiamFCConfig(TrackerConfig):
     """siamfc-pytorch's constants; LOST handling is this project's addition.
@@ -83,7 +94,8 @@ class SiamFCTracker(SiameseTracker):
         """The scales' crops in channels_last memory: siamfc-pytorch stacks its HWC crops and
         permutes them, so its batch reaches the backbone as NHWC, while its exemplar (one crop,
         unsqueezed) runs the NCHW kernels. In fp32 the two layouts' sums differ in the last bits
-        (a few 1e-6 relative), enough to move the peak of a near-flat response by one upsampled cell."""
+        (a few 1e-6 relative), enough to move the peak of a near-flat response by one upsampled
+        cell."""
         crops = super().crop_search(image, geometry)
         return crops.contiguous(memory_format=torch.channels_last)
 
@@ -131,13 +143,8 @@ class SiamFCTracker(SiameseTracker):
 
     # ------------------------------------------------------------------ helpers
     def upsample(self, score_map: torch.Tensor) -> torch.Tensor:
-        """``(S, R, R)`` -> ``(S, R*up, R*up)`` float32 on the CPU: each scale resized by
-        ``cv2.resize`` INTER_CUBIC on the float32 numpy response, as siamfc-pytorch does."""
-        responses = score_map.detach().float().cpu().numpy()
-        size = responses.shape[-1] * self.config.response_up
-        return torch.from_numpy(np.stack([
-            cv2.resize(response, (size, size), interpolation=cv2.INTER_CUBIC)
-            for response in responses]))
+        """``(S, R, R)`` -> ``(S, R*up, R*up)`` float32 on the CPU (``cubic_resize``)."""
+        return cubic_resize(score_map, score_map.shape[-1] * self.config.response_up)
 
     def window(self, size: int) -> np.ndarray:
         """siamfc-pytorch's float64 cosine window, normalised to sum 1, for an upsampled response

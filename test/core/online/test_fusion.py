@@ -2,12 +2,11 @@
 
 import math
 
-import cv2
 import numpy as np
 import pytest
 import torch
 
-from siam_tracking_ros.core.online.fusion import (antialiased_bicubic_resize, cubic_resize,
+from siam_tracking_ros.core.online.fusion import (antialiased_bicubic_resize,
                                                   fourier_upsample, fuse_scores,
                                                   min_max_normalise, sample_at_offsets,
                                                   sum_normalise)
@@ -71,14 +70,6 @@ def test_antialiased_resize_averages_and_keeps_constants():
     impulse[0, 25, 25] = 1.0
     resized = antialiased_bicubic_resize(impulse, 5)[0]
     assert divmod(int(resized.argmax()), 5) == (2, 2) and float(resized.max()) < 0.2
-
-
-def test_cubic_resize_is_opencvs_bicubic():
-    maps = torch.rand(2, 25, 25, generator=torch.Generator().manual_seed(4))
-    resized = cubic_resize(maps, 40)
-    for got, source in zip(resized, maps):
-        np.testing.assert_allclose(got.numpy(), cv2.resize(source.numpy(), (40, 40),
-                                                           interpolation=cv2.INTER_CUBIC))
 
 
 def test_normalise_and_fuse():
