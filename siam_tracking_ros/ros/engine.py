@@ -237,6 +237,14 @@ class _Targets:
     # The newest live frame taken while every target was catching up: tracked once one is live.
     held: Frame | None = None
     next_generation: int = 1
+    # While the node is inactive: no target is held, none is started, no frame is tracked.
+    suspended: bool = False
+
+    def clear(self) -> list[str]:
+        cleared = list(self.tracks)
+        self.tracks.clear()
+        self.held = None
+        return cleared
 
     def live(self) -> list[_TargetTrack]:
         return [track for track in self.tracks.values() if track.live]
@@ -351,6 +359,7 @@ class TrackingEngine:
                     f'target {target_id!r} is not tracked') from error
             with self._state_lock:
                 targets = self._targets
+                self._refuse_if_suspended_locked(target_id)
                 catch_up = CatchUp(frame, later, self._clock(), len(later)) if later else None
                 track = _TargetTrack(target, targets.next_generation, checked_box, frame,
                                      catch_up=catch_up)
@@ -366,6 +375,7 @@ class TrackingEngine:
         stream the other targets are tracked on."""
         with self._state_lock:
             targets = self._targets
+            self._refuse_if_suspended_locked(target_id)
             others = [track_id for track_id in targets.tracks if track_id != target_id]
             limit = self.limits.max_targets
             if target_id not in targets.tracks and len(others) >= limit:
@@ -377,6 +387,13 @@ class TrackingEngine:
                     f'frame {format_stamp(frame.stamp_ns)} is {_shape_text(shape)} but the '
                     f'other targets ({describe_ids(others)}) are tracked on a '
                     f'{_shape_text(targets.shape)} stream')
+
+    def _refuse_if_suspended_locked(self, target_id: str) -> None:
+        # The tracker may have initialised the target already: it forgets it before its next
+        # call, as it does a cleared one.
+        if self._targets.suspended:
+            raise TargetRequestError(f'the node was deactivated while target {target_id!r} '
+                                     'waited for the tracker; it is not tracked')
 
     def remove(self, target_id: str, missing_ok: bool = False) -> None:
         """Stop tracking ``target_id``; TargetRequestError naming the ids tracked when none has
@@ -393,10 +410,22 @@ class TrackingEngine:
     def clear(self) -> list[str]:
         """Stop tracking every target; the ids that were tracked."""
         with self._state_lock:
-            cleared = list(self._targets.tracks)
-            self._targets.tracks.clear()
-            self._targets.held = None
-            return cleared
+            return self._targets.clear()
+
+    def suspend(self) -> list[str]:
+        """Stop tracking every target and refuse new ones until :meth:`resume` (the node is
+        inactive); the ids that were tracked. Nothing waits for the tracker: a request or frame
+        in progress meanwhile ends without a target and without an update to publish, so the
+        node deactivates without waiting for the frame being tracked."""
+        with self._state_lock:
+            self._targets.suspended = True
+            return self._targets.clear()
+
+    def resume(self) -> None:
+        """Accept targets and frames again, starting with none."""
+        with self._state_lock:
+            self._targets.clear()
+            self._targets.suspended = False
 
     def _forget_cleared_locked(self) -> None:
         """Drop from the tracker the targets cleared since its last call (tracker lock held)."""
@@ -469,6 +498,8 @@ class TrackingEngine:
         started = time.perf_counter()
         with self._state_lock:
             targets = self._targets
+            if targets.suspended:
+                return None
             if catching_up is None and targets.tracks and not targets.live():
                 targets.held = frame
                 return None
@@ -494,7 +525,7 @@ class TrackingEngine:
         set a target is never contradicted by a frame published after it."""
         reported = {report.target.target_id: report.generation for report in update.targets}
         with self._state_lock:
-            if reported != self._targets.generations():
+            if self._targets.suspended or reported != self._targets.generations():
                 return False
             publish(update)
             return True
@@ -503,7 +534,7 @@ class TrackingEngine:
         """The IDLE update of a frame decoded while no target was set, or None when a target
         was set meanwhile: publishing IDLE then would contradict the reply that set it."""
         with self._state_lock:
-            if self._targets.tracks:
+            if self._targets.tracks or self._targets.suspended:
                 return None
         return TargetUpdate(frame, (), (time.perf_counter() - started) * 1000.0)
 

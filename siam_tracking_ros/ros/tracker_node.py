@@ -328,7 +328,8 @@ class TrackerNode(LifecycleNode):
 
     @logged_transition
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._engine.clear()
+        self._join_worker()
+        self._engine.resume()
         self._history.clear()  # a frame filed while deactivating
         self._slot.reopen()
         self._active = True
@@ -352,24 +353,33 @@ class TrackerNode(LifecycleNode):
 
     @logged_transition
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._join_worker()
         self._unload()
         return super().on_cleanup(state)
 
     @logged_transition
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_tracking()
+        self._join_worker()
         self._unload()
         return super().on_shutdown(state)
 
     def _stop_tracking(self) -> None:
+        """Stop tracking and publishing without waiting for the frame being tracked: the
+        suspended engine drops that frame's result and refuses the target requests still
+        waiting for the tracker, and the worker ends after its tracker call (joined by the next
+        transition that needs it gone). Waiting here made deactivate answer only after up to
+        two tracker passes, seconds with many targets on a busy CPU."""
         self._active = False
         self._slot.close()
+        if self._engine is not None:
+            self._engine.suspend()
+        self._history.clear()
+
+    def _join_worker(self) -> None:
         if self._worker is not None:
             self._worker.join()
             self._worker = None
-        if self._engine is not None:
-            self._engine.clear()
-        self._history.clear()
 
     def _unload(self) -> None:
         for publisher in self._outputs.values():
@@ -380,6 +390,7 @@ class TrackerNode(LifecycleNode):
     def close(self) -> None:
         """Stop the worker and the model loader; for process exit."""
         self._stop_tracking()
+        self._join_worker()
         self._loader.shutdown(wait=False, cancel_futures=True)
 
     # -- per frame -------------------------------------------------------------------------

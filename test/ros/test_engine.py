@@ -410,3 +410,41 @@ def test_a_tracker_failing_on_a_frame_clears_the_targets_of_that_pass(real_track
     assert update.targets == () and update.state == NodeState.IDLE
     assert reports.causes() == ['tracker_error'] and "targets 'a', 'b' cleared" in \
         reports.items[0][1]
+
+
+def test_a_suspended_engine_drops_the_pass_in_progress_and_refuses_the_waiting_start(
+        real_tracker):
+    """Deactivating does not wait for the tracker: the pass running meanwhile publishes
+    nothing, a start that waited for the tracker is refused, and resuming starts empty."""
+    class SuspendedDuringTheCall(RecordingTracker):
+        """Suspends the engine during the tracker call for frame 2 and for target 'late'."""
+
+        def track(self, image, keys=None):
+            if image[0, 0, 0] == 2:
+                engine.suspend()
+            return super().track(image, keys)
+
+        def add(self, key, image, box):
+            if key == 'late':
+                engine.suspend()
+            return super().add(key, image, box)
+    engine = TrackingEngine(SuspendedDuringTheCall(real_tracker), 'x')
+    engine.start(numbered_frame(1), (10, 40, 30, 30), Target('a', ''))
+    published = []
+    update = engine.process(numbered_frame(2))
+    assert update is None and engine.target_ids == []
+    assert engine.process(numbered_frame(3)) is None, 'no IDLE update while suspended'
+    engine.resume()
+    with pytest.raises(TargetRequestError, match="deactivated while target 'late' waited"):
+        engine.start(numbered_frame(4), (10, 40, 30, 30), Target('late', ''))
+    assert engine.target_ids == []
+    with pytest.raises(TargetRequestError, match='deactivated'):
+        engine.start(numbered_frame(5), (10, 40, 30, 30), Target('b', ''))
+    engine.resume()
+    engine.start(numbered_frame(6), (10, 40, 30, 30), Target('b', ''))
+    update = engine.process(numbered_frame(7))
+    assert engine.publish_if_current(update, published.append) and published == [update]
+    assert update.targets[0].target.target_id == 'b'
+    engine.suspend()
+    assert not engine.publish_if_current(update, published.append), 'made before suspending'
+    assert engine.state == NodeState.IDLE

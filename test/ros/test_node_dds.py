@@ -102,7 +102,9 @@ def test_stamped_set_target_initialises_on_the_older_frame_and_catches_up(node, 
 
 
 def test_stamp_outside_the_history_is_refused_with_the_available_range(node, scene):
-    node.stream(scene, range(400, 405))
+    node.stream(scene, range(400, 404))
+    # The request must not overtake the newest frame, which the message names.
+    node.deliver(harness.image_message(scene.frame(404), stamp_of(404)), node.detections)
     reply = node.set_target(scene.box(400), stamp=stamp_of(99_999))
     assert not reply.success
     assert 'no frame with stamp 1999.990000000 in the history' in reply.message
