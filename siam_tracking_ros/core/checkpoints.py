@@ -186,7 +186,9 @@ def save_checkpoint(path, tracker_name: str, model: nn.Module, config, training_
         'colour_order': colour_order,
         'config': config_dict,
         'training': dict(training_meta),
-        'state_dict': {key: value.detach().cpu() for key, value in model.state_dict().items()},
+        # contiguous: a model trained in channels_last is stored in the default layout.
+        'state_dict': {key: value.detach().cpu().contiguous()
+                       for key, value in model.state_dict().items()},
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,13 +12,17 @@ from siam_tracking_ros.core.device import PRECISIONS
 from siam_tracking_ros.tools.cmd_eval import parse_overrides
 from siam_tracking_ros.train.loop import OPTIMIZERS, SCHEDULES, TrainConfig, run_training
 from siam_tracking_ros.train.recipes import trainable_trackers
+from siam_tracking_ros.train.validation import BEST_CHECKPOINT, ValidationSplit
 
 DESCRIPTION = """Train a tracker with the project's pipeline.
 
 --data takes one or more of: a UAV123-layout folder, a GOT-10k or OTB-style folder of sequences
 (img/ + groundtruth.txt), a COCO-format still-image folder (annotations.json + images/), a folder
 holding several of these, or synth:N for N generated sequences. The evaluation set (uav_dev) is
-refused. Writes last.pth (project checkpoint format with metadata), log.csv and loss.png to --out.
+refused. Writes last.pth (project checkpoint format with metadata), log.csv (a row per step,
+with its seconds) and loss.png to --out; with --validate also best.pth, the epoch that tracked the
+held-out sequences best (mean success AUC). A run stopped at any point resumes with --resume
+OUT/last.pth from its last checkpoint (every epoch, and every --checkpoint-every steps).
 """
 
 
@@ -52,7 +56,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--amp', action='store_true',
                         help='bfloat16 autocast on CUDA (older switch; with --precision fp32)')
     parser.add_argument('--resume', type=Path, default=None,
-                        help='continue a run from its last.pth (weights, optimiser, epoch)')
+                        help='continue a run from its last.pth (weights, optimiser, step, RNG)')
+    parser.add_argument('--checkpoint-every', type=int, default=0, metavar='STEPS',
+                        help='also checkpoint every STEPS steps inside an epoch (default: at '
+                             "each epoch's end only)")
+    parser.add_argument('--validate', type=Path, default=None, metavar='DATASET',
+                        help='held-out sequences (a dataset folder) tracked after every epoch '
+                             'to choose the checkpoint; never the evaluation set, never inside '
+                             '--data')
+    parser.add_argument('--validate-sequences', default='', metavar='A,B,...',
+                        help='the names in --validate to use (default: all)')
+    parser.add_argument('--validate-frames', type=int, default=None, metavar='N',
+                        help='track only the first N frames of each validation sequence')
     parser.add_argument('--init', type=Path, default=None,
                         help='start from these weights (required for add-on modules such as '
                              "CLNet's, whose base network stays frozen)")
@@ -80,10 +95,26 @@ def run(args: argparse.Namespace) -> int:
         steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size, lr=args.lr,
         optimizer=args.optimizer, schedule=args.schedule, device=args.device,
         workers=args.workers, seed=args.seed, resume=args.resume, init=args.init,
-        amp=args.amp, precision=args.precision, progress=not args.no_progress, synth_cache=args.synth_cache,
-        tracker_config=parse_overrides(args.config))
+        amp=args.amp, precision=args.precision, progress=not args.no_progress,
+        synth_cache=args.synth_cache,
+        tracker_config=parse_overrides(args.config), checkpoint_every=args.checkpoint_every,
+        validation=validation_split(args))
     metadata = run_training(config)
-    print(json.dumps({'checkpoint': str(args.out / 'last.pth'),
-                      'final_loss': metadata['final_loss'],
-                      'steps': metadata['steps_done']}))
+    summary = {'checkpoint': str(args.out / 'last.pth'), 'final_loss': metadata['final_loss'],
+               'steps': metadata['steps_done']}
+    validated = [entry for entry in metadata['history'] if 'validation' in entry]
+    if validated:
+        best = max(validated, key=lambda entry: entry['validation']['auc'])
+        summary.update(best=str(args.out / BEST_CHECKPOINT), best_epoch=best['epoch'],
+                       best_validation_auc=best['validation']['auc'])
+    print(json.dumps(summary))
     return 0
+
+
+def validation_split(args: argparse.Namespace) -> ValidationSplit | None:
+    if args.validate is None:
+        if args.validate_sequences or args.validate_frames is not None:
+            raise ValueError('--validate-sequences and --validate-frames need --validate DATASET')
+        return None
+    names = tuple(name.strip() for name in args.validate_sequences.split(',') if name.strip())
+    return ValidationSplit(args.validate, names, args.validate_frames)

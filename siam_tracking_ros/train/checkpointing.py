@@ -1,13 +1,16 @@
 """Building the tracker to train, and its checkpoints (the core's project format) during training.
 
 The weights go through ``core.checkpoints`` (project format with metadata). What only training
-needs to resume (optimiser state, epoch, loss history) goes to a sidecar file next to it,
-``<name>.state.pth``, so that the checkpoint itself stays a plain tracker weights file.
+needs to resume (the weights again, optimiser state, steps done, loss history, RNG state) goes
+to a sidecar file next to it, ``<name>.state.pth``, so that the checkpoint itself stays a plain
+tracker weights file.
 """
 
 from __future__ import annotations
 
 import copy
+import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -68,30 +71,64 @@ def state_path(checkpoint: Path) -> Path:
 
 
 def save_training_checkpoint(path: Path, tracker, metadata: dict, optimizer: torch.optim.Optimizer,
-                             epoch: int, history: list[dict],
-                             recipe_state: dict | None = None) -> Path:
+                             epoch: int, history: list[dict], recipe_state: dict | None = None,
+                             step: int | None = None,
+                             epoch_losses: list[float] | tuple = ()) -> Path:
     """Write the weights (project format, with ``metadata`` as its training record) and the
-    resume state beside them (optimiser, epoch, history and the recipe's training-only
-    modules)."""
-    save_checkpoint(path, tracker.name, tracker.model, tracker.config, metadata,
-                    colour_order=tracker.colour_order)
-    torch.save({'optimizer': optimizer.state_dict(), 'epoch': epoch, 'history': history,
-                'recipe': recipe_state or {}}, state_path(path))
-    return Path(path)
+    resume state beside them: the weights again, optimiser, epochs done, history, the recipe's
+    training-only modules, the steps done (``step``; mid-epoch when not a multiple of the
+    epoch's steps) with the losses of that epoch so far, and torch's RNG state.
+
+    Each file is written whole under a temporary name, then renamed over the old one; the
+    state file goes first and holds the weights, so a run killed at any point resumes from a
+    consistent step.
+    """
+    path = Path(path)
+    _replace(state_path(path), lambda target: torch.save({
+        'model': {key: value.detach().cpu().contiguous()
+                  for key, value in tracker.model.state_dict().items()},
+        'optimizer': optimizer.state_dict(), 'epoch': epoch, 'history': history,
+        'recipe': recipe_state or {}, 'step': step, 'epoch_losses': list(epoch_losses),
+        'torch_rng': torch.get_rng_state()}, target))
+    _replace(path, lambda target: save_checkpoint(
+        target, tracker.name, tracker.model, tracker.config, metadata,
+        colour_order=tracker.colour_order))
+    return path
+
+
+def _replace(path: Path, write) -> None:
+    temporary = path.with_name(path.name + '.partial')
+    write(temporary)
+    os.replace(temporary, path)
+
+
+def copy_checkpoint(source: Path, target: Path) -> None:
+    """Copy a training checkpoint and its resume state (each replaced whole)."""
+    for source_file, target_file in ((state_path(source), state_path(target)),
+                                     (Path(source), Path(target))):
+        if source_file.is_file():
+            _replace(target_file, lambda partial: shutil.copyfile(source_file, partial))
 
 
 def load_training_state(path: Path, tracker, optimizer: torch.optim.Optimizer) -> dict:
-    """Restore weights and optimiser from a run's checkpoint; returns epoch and history."""
+    """Restore weights, optimiser and torch's RNG from a run's checkpoint; returns the epochs
+    and steps done, the losses of a partly done epoch and the history."""
     state_file = state_path(path)
     if not state_file.is_file():
         raise ValueError(f"cannot resume from '{path}': its training state '{state_file}' is "
                          'missing (use --init to start a new run from these weights)')
-    state_dict, _ = read_checkpoint(path, tracker.device)
-    load_state_dict_strict(tracker.model, state_dict, f"checkpoint '{path}'", tracker.name)
     state = torch.load(state_file, map_location=tracker.device, weights_only=True)
+    if 'model' in state:
+        state_dict = state['model']
+    else:  # written before the state held the weights
+        state_dict, _ = read_checkpoint(path, tracker.device)
+    load_state_dict_strict(tracker.model, state_dict, f"checkpoint '{path}'", tracker.name)
     optimizer.load_state_dict(state['optimizer'])
+    if 'torch_rng' in state:
+        torch.set_rng_state(state['torch_rng'].cpu())
     return {'epoch': int(state['epoch']), 'history': list(state['history']),
-            'recipe': dict(state.get('recipe', {}))}
+            'recipe': dict(state.get('recipe', {})), 'step': state.get('step'),
+            'epoch_losses': list(state.get('epoch_losses', []))}
 
 
 def export_weights(checkpoint: Path, out: Path, half: bool = True) -> Path:

@@ -76,12 +76,16 @@ class EpochSampler(Sampler):
     def __init__(self, dataset: PairDataset):
         self.items = dataset.items_per_epoch
         self.epoch = 0
+        self.skip = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, skip_items: int = 0) -> None:
+        """Yield epoch ``epoch`` from its item ``skip_items`` on (a run resumed mid-epoch)."""
+        if not 0 <= skip_items < self.items:
+            raise ValueError(f'skip_items must be in [0, {self.items}), got {skip_items}')
+        self.epoch, self.skip = epoch, skip_items
 
     def __len__(self) -> int:
-        return self.items
+        return self.items - self.skip
 
     def __iter__(self):
-        return iter(range(self.epoch * self.items, (self.epoch + 1) * self.items))
+        return iter(range(self.epoch * self.items + self.skip, (self.epoch + 1) * self.items))

@@ -49,6 +49,19 @@ def test_depthwise_xcorr_matches_per_channel_convolution():
 
 
 @torch.inference_mode()
+def test_correlations_stay_float32_under_autocast():
+    """Training autocasts the network; the correlations keep float32 sums (in fp16 they can
+    overflow), bit for bit the same as outside autocast."""
+    template, search = torch.randn(2, 3, 2, 2) * 100, torch.randn(2, 3, 5, 5) * 100
+    plain = xcorr_depthwise(template, search), xcorr_fast(template, search)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        cast = xcorr_depthwise(template, search), xcorr_fast(template, search)
+    for outside, inside in zip(plain, cast):
+        assert inside.dtype == torch.float32 and torch.equal(inside, outside)
+    assert xcorr_fast(template.bfloat16(), search.bfloat16()).dtype == torch.bfloat16
+
+
+@torch.inference_mode()
 def test_alexnet_rpn_score_map_is_21x21(alexnet_rpn):
     template = alexnet_rpn.features(torch.rand(1, 3, 127, 127) * 255)
     search = alexnet_rpn.features(torch.rand(1, 3, 287, 287) * 255)

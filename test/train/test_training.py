@@ -82,3 +82,41 @@ def test_bad_training_requests_are_explained(coco_folder, tmp_path):
         run_training(TrainConfig(tracker='siamfc_alexnet', data=(str(coco_folder),),
                                  out=tmp_path / 'r', device='cpu', progress=False,
                                  resume=tmp_path / 'missing.pth'), small_recipe())
+
+
+class InterruptedRecipe(SiamFCRecipe):
+    """small_recipe's rules, with the process 'killed' (an exception) at loss call ``stop_at``."""
+
+    def __init__(self, stop_at: int):
+        base = small_recipe()
+        super().__init__('siamfc_alexnet', crop=SMALL_CROP, augment=MILD,
+                         optimiser=base.optimiser)
+        self.calls, self.stop_at = 0, stop_at
+
+    def loss(self, tracker, batch):
+        self.calls += 1
+        if self.calls == self.stop_at:
+            raise KeyboardInterrupt('stopped mid-epoch')
+        return super().loss(tracker, batch)
+
+
+def test_a_run_stopped_mid_epoch_resumes_to_the_same_weights(coco_folder, tmp_path):
+    torch.set_num_threads(1)
+    settings = dict(tracker='siamfc_alexnet', data=(str(coco_folder),), epochs=2,
+                    steps_per_epoch=3, batch_size=2, device='cpu', seed=0, progress=False,
+                    checkpoint_every=1)
+    whole = run_training(TrainConfig(out=tmp_path / 'whole', **settings), small_recipe())
+    with pytest.raises(KeyboardInterrupt):  # during step 5 of 6, the second of epoch 2
+        run_training(TrainConfig(out=tmp_path / 'cut', **settings), InterruptedRecipe(5))
+    state = torch.load(tmp_path / 'cut' / 'last.state.pth', weights_only=True)
+    assert state['step'] == 4 and len(state['epoch_losses']) == 1
+    resumed = run_training(TrainConfig(out=tmp_path / 'cut', resume=tmp_path / 'cut' / 'last.pth',
+                                       **settings), small_recipe())
+    assert resumed['steps_done'] == whole['steps_done'] == 6
+    assert [e['mean_loss'] for e in resumed['history']] == [
+        e['mean_loss'] for e in whole['history']]
+    for name in ('whole', 'cut'):
+        assert (tmp_path / name / 'log.csv').read_text().count('\n') == 7
+    weights = [read_checkpoint(tmp_path / name / 'last.pth')[0] for name in ('whole', 'cut')]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])

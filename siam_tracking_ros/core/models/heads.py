@@ -11,6 +11,14 @@ from torch import nn
 LAST_LAYER_PARAMS = ('head.3.weight', 'head.3.bias')
 
 
+def _correlate(search: torch.Tensor, kernel: torch.Tensor, groups: int = 1) -> torch.Tensor:
+    """``conv2d`` in float32, under autocast too (training with ``--precision``): autocast
+    would cast it to fp16 / bf16 despite float32 inputs, and the sums over a template can pass
+    fp16's range. The result keeps the search map's dtype."""
+    with torch.autocast(search.device.type, enabled=False):
+        return F.conv2d(search.float(), kernel.float(), groups=groups).to(search.dtype)
+
+
 def xcorr_fast(template: torch.Tensor, search: torch.Tensor) -> torch.Tensor:
     """Full-channel cross-correlation of each search map with the matching template.
 
@@ -19,10 +27,10 @@ def xcorr_fast(template: torch.Tensor, search: torch.Tensor) -> torch.Tensor:
     if template.size(0) == 1:
         # One template for every search map (SiamFC's scales): a plain one-filter convolution,
         # the same sums as the grouped form below, without its batch-of-groups reshaping.
-        return F.conv2d(search, template)
+        return _correlate(search, template)
     template = template.expand(search.size(0), -1, -1, -1)
     n, c, h, w = search.shape
-    out = F.conv2d(search.reshape(1, n * c, h, w), template, groups=n)
+    out = _correlate(search.reshape(1, n * c, h, w), template, groups=n)
     return out.reshape(n, 1, out.size(-2), out.size(-1))
 
 
@@ -30,7 +38,7 @@ def xcorr_depthwise(template: torch.Tensor, search: torch.Tensor) -> torch.Tenso
     """Channel-by-channel cross-correlation: ``(1 or N, C, k, k)`` x ``(N, C, H, W)`` -> ``(N, C, ..)``."""
     n, c, h, w = search.shape
     kernel = template.expand(n, -1, -1, -1).reshape(n * c, 1, template.size(2), template.size(3))
-    out = F.conv2d(search.reshape(1, n * c, h, w), kernel, groups=n * c)
+    out = _correlate(search.reshape(1, n * c, h, w), kernel, groups=n * c)
     return out.reshape(n, c, out.size(-2), out.size(-1))
 
 
