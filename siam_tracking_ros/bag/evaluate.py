@@ -182,9 +182,7 @@ def save_run(options: EvalOptions, runs: list[score.RunScore], identity: dict) -
     else:
         record = {'identity': identity, 'scores': runs[0].summary()}
     record_path = runs[0].run_dir / EVALUATION_FILE
-    partial = record_path.with_name(f'.{record_path.name}.partial')
-    write_json(partial, record)
-    os.replace(partial, record_path)
+    ope.replace_atomically(record_path, lambda path: write_json(path, record))
 
 
 def bag_sequences(options: EvalOptions) -> dict[str, convert.BagSequence]:

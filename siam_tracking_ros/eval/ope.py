@@ -224,7 +224,7 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
+def replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
     """Write through a temporary file, so that a killed run never leaves half a file."""
     temporary = path.with_name(f'.{path.name}.partial')
     write(temporary)
@@ -237,12 +237,12 @@ def save_sequence(out_dir: Path, outcome: SequenceOutcome, identity: dict,
     boxes_path, record_path = sequence_paths(out_dir, outcome.tracker, outcome.run.name)
     boxes_path.parent.mkdir(parents=True, exist_ok=True)
     run = outcome.run
-    _replace_atomically(boxes_path, lambda path: write_boxes(path, run.boxes))
+    replace_atomically(boxes_path, lambda path: write_boxes(path, run.boxes))
     score = metrics.score_sequence(run.boxes, sequence.ground_truth)
     record = {'identity': identity, 'frames': len(run.boxes), 'track_seconds': run.track_seconds,
               'peak_memory_mb': outcome.peak_memory_mb,
               'scores': _score_entry(score, run.fps, len(run.boxes))}
-    _replace_atomically(record_path, lambda path: write_json(path, record))
+    replace_atomically(record_path, lambda path: write_json(path, record))
 
 
 def _differences(stored: dict, wanted: dict) -> list[str]:

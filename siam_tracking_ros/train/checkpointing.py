@@ -9,7 +9,6 @@ tracker weights file.
 from __future__ import annotations
 
 import copy
-import os
 import shutil
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from torch import nn
 from siam_tracking_ros.core.checkpoints import (load_state_dict_strict, read_checkpoint,
                                                 save_checkpoint)
 from siam_tracking_ros.core.registry import build_untrained
+from siam_tracking_ros.eval.ope import replace_atomically
 
 STATE_SUFFIX = '.state.pth'
 
@@ -84,22 +84,16 @@ def save_training_checkpoint(path: Path, tracker, metadata: dict, optimizer: tor
     consistent step.
     """
     path = Path(path)
-    _replace(state_path(path), lambda target: torch.save({
+    replace_atomically(state_path(path), lambda target: torch.save({
         'model': {key: value.detach().cpu().contiguous()
                   for key, value in tracker.model.state_dict().items()},
         'optimizer': optimizer.state_dict(), 'epoch': epoch, 'history': history,
         'recipe': recipe_state or {}, 'step': step, 'epoch_losses': list(epoch_losses),
         'torch_rng': torch.get_rng_state()}, target))
-    _replace(path, lambda target: save_checkpoint(
+    replace_atomically(path, lambda target: save_checkpoint(
         target, tracker.name, tracker.model, tracker.config, metadata,
         colour_order=tracker.colour_order))
     return path
-
-
-def _replace(path: Path, write) -> None:
-    temporary = path.with_name(path.name + '.partial')
-    write(temporary)
-    os.replace(temporary, path)
 
 
 def copy_checkpoint(source: Path, target: Path) -> None:
@@ -107,7 +101,7 @@ def copy_checkpoint(source: Path, target: Path) -> None:
     for source_file, target_file in ((state_path(source), state_path(target)),
                                      (Path(source), Path(target))):
         if source_file.is_file():
-            _replace(target_file, lambda partial: shutil.copyfile(source_file, partial))
+            replace_atomically(target_file, lambda partial: shutil.copyfile(source_file, partial))
 
 
 def load_training_state(path: Path, tracker, optimizer: torch.optim.Optimizer) -> dict:
