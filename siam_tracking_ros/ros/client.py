@@ -10,12 +10,12 @@ import time
 
 import rclpy
 from lifecycle_msgs.srv import GetState
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray
 
 from siam_tracking_ros.msg import TrackerStatus
+from siam_tracking_ros.ros.executor import OnceSubmittedExecutor
 from siam_tracking_ros.ros.frames import stamp_to_ns
 
 RELIABLE = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
@@ -57,7 +57,7 @@ class TrackerClient:
                                       self.detections, RELIABLE)
         self.node.create_subscription(TrackerStatus, f'{self.namespace}/status', self.status,
                                       RELIABLE)
-        self._executor = MultiThreadedExecutor(num_threads=2, context=self.context)
+        self._executor = OnceSubmittedExecutor(num_threads=2, context=self.context)
         self._executor.add_node(self.node)
         self._thread = threading.Thread(target=self._executor.spin, daemon=True)
         self._thread.start()

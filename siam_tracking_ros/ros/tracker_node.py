@@ -38,7 +38,7 @@ from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.event_handler import SubscriptionEventCallbacks
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.parameter_service import ParameterService
@@ -55,6 +55,7 @@ from siam_tracking_ros.core.multi_target import MultiTargetTracker
 from siam_tracking_ros.core.registry import build_tracker
 from siam_tracking_ros.msg import TrackerStatus
 from siam_tracking_ros.ros.engine import EngineLimits, Target, TrackingEngine
+from siam_tracking_ros.ros.executor import OnceSubmittedExecutor
 from siam_tracking_ros.ros.frames import (Frame, FrameHistory, LatestFrameSlot, StampGapCounter,
                                           format_stamp, stamp_to_ns)
 from siam_tracking_ros.ros.image_codec import (ImageConversionError, compressed_image_to_bgr,
@@ -635,7 +636,7 @@ def main(args=None) -> None:
     # rclpy's own handlers would raise KeyboardInterrupt on SIGINT; the event replaces them.
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = TrackerNode()
-    executor = MultiThreadedExecutor(num_threads=4)
+    executor = OnceSubmittedExecutor(num_threads=4)
     executor.add_node(node)
     try:
         if node.get_parameter('autostart').value and not stop.is_set():

@@ -21,7 +21,6 @@ from builtin_interfaces.msg import Time
 from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import GetParameters, SetParameters
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
@@ -29,6 +28,7 @@ from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2DArray
 
 from siam_tracking_ros.msg import TrackerStatus
+from siam_tracking_ros.ros.executor import OnceSubmittedExecutor
 from siam_tracking_ros.ros.frames import stamp_to_ns
 from siam_tracking_ros.ros.image_codec import fill_raw_message
 from siam_tracking_ros.ros.process import start_tracker_node, stop_process
@@ -336,7 +336,7 @@ class RosClient:
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node(f'test_client_{os.getpid()}', context=self.context)
-        self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
+        self.executor = OnceSubmittedExecutor(num_threads=2, context=self.context)
         self.executor.add_node(self.node)
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)
         self._thread.start()
