@@ -12,22 +12,22 @@ re-yielding such tasks.)
 :class:`OnceSubmittedExecutor` keeps the executor's behaviour otherwise: callback groups,
 coroutine callbacks resumed when they wait, exceptions of a callback raised in the spinning
 thread. A task found again while it still waits for a pool thread is not submitted twice: the
-spinning thread sleeps briefly instead, releasing the GIL to the threads that do the work.
+spinning thread waits, without the GIL, until a pool thread has taken it. Every callback runs in
+the pool, so while all of its threads are busy there is nothing else to start.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional
 
 from rclpy.executors import (ConditionReachedException, ExternalShutdownException,
                              MultiThreadedExecutor, ShutdownException, TimeoutException)
 
-# How long the spinning thread sleeps when the only ready work is a task already queued for
-# the pool: long enough to hand the GIL to a pool thread, short against a camera frame.
-QUEUED_TASK_WAIT_S = 0.0005
+# The longest the spinning thread waits for a pool thread to take a queued task before it looks
+# again (it also checks for shutdown and, in the node, for signals between spins).
+QUEUED_TASK_WAIT_S = 0.05
 
 
 class OnceSubmittedExecutor(MultiThreadedExecutor):
@@ -37,12 +37,13 @@ class OnceSubmittedExecutor(MultiThreadedExecutor):
         super().__init__(num_threads=num_threads, context=context)
         self._pool = ThreadPoolExecutor(num_threads, thread_name_prefix='ros_callbacks')
         self._queued: set = set()  # submitted tasks no pool thread has started yet
-        self._queued_lock = threading.Lock()
+        self._task_taken = threading.Condition()
         self._submitted: list = []  # submitted tasks not yet seen done
 
     def _run_queued(self, task) -> None:
-        with self._queued_lock:
+        with self._task_taken:
             self._queued.discard(task)
+            self._task_taken.notify_all()
         task()
 
     def _spin_once_impl(self, timeout_sec: Optional[float] = None,
@@ -52,13 +53,13 @@ class OnceSubmittedExecutor(MultiThreadedExecutor):
         except (ExternalShutdownException, ShutdownException, TimeoutException,
                 ConditionReachedException):
             return
-        with self._queued_lock:
+        with self._task_taken:
             already_queued = task in self._queued
-            if not already_queued:
+            if already_queued:
+                self._task_taken.wait_for(lambda: task not in self._queued, QUEUED_TASK_WAIT_S)
+            else:
                 self._queued.add(task)
-        if already_queued:
-            time.sleep(QUEUED_TASK_WAIT_S)
-        else:
+        if not already_queued:
             self._pool.submit(self._run_queued, task)
             self._submitted.append(task)
         self._raise_finished_errors()
