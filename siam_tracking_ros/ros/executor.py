@@ -19,7 +19,6 @@ the pool, so while all of its threads are busy there is nothing else to start.
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional
 
 from rclpy.executors import (ConditionReachedException, ExternalShutdownException,
@@ -35,10 +34,10 @@ class OnceSubmittedExecutor(MultiThreadedExecutor):
 
     def __init__(self, num_threads: int, *, context=None):
         super().__init__(num_threads=num_threads, context=context)
-        self._pool = ThreadPoolExecutor(num_threads, thread_name_prefix='ros_callbacks')
+        # The pool (``_executor``) and the list of submitted tasks (``_futures``) are the parent's,
+        # so that shutdown and the collection of finished tasks stay as rclpy has them.
         self._queued: set = set()  # submitted tasks no pool thread has started yet
         self._task_taken = threading.Condition()
-        self._submitted: list = []  # submitted tasks not yet seen done
 
     def _run_queued(self, task) -> None:
         with self._task_taken:
@@ -60,19 +59,14 @@ class OnceSubmittedExecutor(MultiThreadedExecutor):
             else:
                 self._queued.add(task)
         if not already_queued:
-            self._pool.submit(self._run_queued, task)
-            self._submitted.append(task)
+            self._executor.submit(self._run_queued, task)
+            self._futures.append(task)
         self._raise_finished_errors()
 
     def _raise_finished_errors(self) -> None:
         """Forget finished tasks; re-raise an exception one of them ended with (as rclpy does)."""
-        finished = [task for task in self._submitted if task.done()]
+        finished = [task for task in self._futures if task.done()]
         for task in finished:
-            self._submitted.remove(task)
+            self._futures.remove(task)
         for task in finished:
             task.result()
-
-    def shutdown(self, timeout_sec: Optional[float] = None) -> bool:
-        done = super().shutdown(timeout_sec)
-        self._pool.shutdown(wait=True)
-        return done

@@ -20,13 +20,13 @@ def one_thread_executor():
     executor = OnceSubmittedExecutor(num_threads=1, context=context)
     executor.add_node(node)
     submitted = []
-    submit = executor._pool.submit
+    submit = executor._executor.submit
 
     def counting_submit(function, task):
         submitted.append(task)
         return submit(function, task)
 
-    executor._pool.submit = counting_submit
+    executor._executor.submit = counting_submit
     yield node, executor, submitted
     executor.shutdown()
     node.destroy_node()
