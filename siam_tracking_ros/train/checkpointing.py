@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import shutil
 from pathlib import Path
+from typing import Mapping
 
 import torch
 from torch import nn
@@ -125,16 +126,26 @@ def load_training_state(path: Path, tracker, optimizer: torch.optim.Optimizer) -
             'epoch_losses': list(state.get('epoch_losses', []))}
 
 
-def export_weights(checkpoint: Path, out: Path, half: bool = True) -> Path:
+def export_weights(checkpoint: Path, out: Path, half: bool = True,
+                   evaluations: Mapping[str, Mapping[str, float]] | None = None) -> Path:
     """Copy a training checkpoint to a shippable weights file (fp16 storage by default; loading
-    casts back to the model's dtype). The metadata is kept."""
+    casts back to the model's dtype). The metadata is kept.
+
+    ``evaluations``: the scores that justified shipping the file, by evaluation set (e.g.
+    ``{'validation_split': {'auc': ..., 'precision_20': ...}, 'uav_dev': {...}}``), recorded in
+    its training record beside the command's settings.
+    """
     state_dict, metadata = read_checkpoint(checkpoint)
     if half:
         state_dict = {key: value.half() if value.is_floating_point() else value
                       for key, value in state_dict.items()}
+    training = dict(metadata.get('training', {}))
+    if evaluations is not None:
+        training['evaluations'] = {name: {key: float(value) for key, value in scores.items()}
+                                   for name, scores in evaluations.items()}
     holder = _StateHolder(state_dict)
     return save_checkpoint(out, metadata['tracker'], holder, metadata.get('config', {}),
-                           metadata.get('training', {}), metadata.get('colour_order', 'BGR'))
+                           training, metadata.get('colour_order', 'BGR'))
 
 
 class _StateHolder(nn.Module):

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 from torch.utils.data import default_collate
 
-from siam_tracking_ros.core.checkpoints import read_checkpoint
+from siam_tracking_ros.core.checkpoints import read_checkpoint, save_checkpoint
 from siam_tracking_ros.core.registry import build_tracker
 from siam_tracking_ros.train.augment import AugmentConfig, CropConfig
-from siam_tracking_ros.train.checkpointing import training_tracker
+from siam_tracking_ros.train.checkpointing import export_weights, training_tracker
 from siam_tracking_ros.train.dataset import PairDataset
 from siam_tracking_ros.train.loop import TrainConfig, run_training
 from siam_tracking_ros.train.pairs import PairSampler
@@ -120,3 +121,19 @@ def test_a_run_stopped_mid_epoch_resumes_to_the_same_weights(coco_folder, tmp_pa
     weights = [read_checkpoint(tmp_path / name / 'last.pth')[0] for name in ('whole', 'cut')]
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
+
+
+def test_exported_weights_keep_the_record_and_add_the_scores_that_shipped_them(tmp_path):
+    run = save_checkpoint(tmp_path / 'best.pth', 'siamfc_alexnet', nn.Linear(3, 2),
+                          {'window_influence': 0.176}, {'steps_done': 200, 'seed': 3})
+    scores = {'validation_split': {'auc': 0.31, 'precision_20': 0.63},
+              'uav_dev': {'auc': 0.29, 'precision_20': 0.6}}
+    shipped = export_weights(run, tmp_path / 'shipped.pth', evaluations=scores)
+    state_dict, metadata = read_checkpoint(shipped)
+    assert all(value.dtype == torch.float16 for value in state_dict.values())
+    assert metadata['training']['steps_done'] == 200 and metadata['training']['seed'] == 3
+    assert metadata['training']['evaluations'] == scores
+    assert metadata['config'] == {'window_influence': 0.176}
+    # Without scores the record is copied as it was.
+    _, plain = read_checkpoint(export_weights(run, tmp_path / 'plain.pth'))
+    assert 'evaluations' not in plain['training']
