@@ -42,6 +42,9 @@ _STAMP_OFFSET = 4
 
 # How long to wait for the node's answer to the first frame before publishing it again.
 FIRST_FRAME_ECHO_S = 1.0
+# How long the graph may take to list a discovered service under its node: service names are
+# known as soon as the service is, their node's entry can follow later.
+NODE_OF_SERVICE_WAIT_S = 5.0
 
 
 class ReplayError(RuntimeError):
@@ -407,11 +410,15 @@ class Replayer:
         graph = self.endpoint.node
         namespace = '/' + self.options.namespace.strip('/')
         service = self.set_target_client.srv_name
-        for name, node_namespace in graph.get_node_names_and_namespaces():
-            if node_namespace == namespace and service in dict(
-                    graph.get_service_names_and_types_by_node(name, node_namespace)):
-                return name
-        raise ReplayError(f'no node in {namespace} offers {service}')
+        deadline = time.monotonic() + NODE_OF_SERVICE_WAIT_S
+        while True:
+            for name, node_namespace in graph.get_node_names_and_namespaces():
+                if node_namespace == namespace and service in dict(
+                        graph.get_service_names_and_types_by_node(name, node_namespace)):
+                    return name
+            if time.monotonic() >= deadline:
+                raise ReplayError(f'no node in {namespace} offers {service}')
+            time.sleep(0.1)
 
     def check_target_room(self, sequence: str) -> None:
         """Refuse, before any frame goes out, a bag with more targets than the node takes."""
