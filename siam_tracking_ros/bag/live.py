@@ -410,15 +410,17 @@ class Replayer:
         graph = self.endpoint.node
         namespace = '/' + self.options.namespace.strip('/')
         service = self.set_target_client.srv_name
-        deadline = time.monotonic() + NODE_OF_SERVICE_WAIT_S
-        while True:
-            for name, node_namespace in graph.get_node_names_and_namespaces():
-                if node_namespace == namespace and service in dict(
-                        graph.get_service_names_and_types_by_node(name, node_namespace)):
-                    return name
-            if time.monotonic() >= deadline:
-                raise ReplayError(f'no node in {namespace} offers {service}')
-            time.sleep(0.1)
+        found: list[str] = []
+
+        def offering_node_found() -> bool:
+            found.extend(name for name, node_namespace in graph.get_node_names_and_namespaces()
+                         if node_namespace == namespace and service in dict(
+                             graph.get_service_names_and_types_by_node(name, node_namespace)))
+            return bool(found)
+
+        if not wait_until(offering_node_found, NODE_OF_SERVICE_WAIT_S, poll_s=0.1):
+            raise ReplayError(f'no node in {namespace} offers {service}')
+        return found[0]
 
     def check_target_room(self, sequence: str) -> None:
         """Refuse, before any frame goes out, a bag with more targets than the node takes."""
