@@ -37,8 +37,12 @@ $(LAUNCH_STAMP): $(STAMP) scripts/build_launch_sources.sh
 	bash scripts/build_launch_sources.sh
 	touch $@
 
+# Tests run single-threaded (test/conftest.py), so two pytest-xdist workers keep both cores busy;
+# each worker's nodes talk on a ROS domain of their own. TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
+
 test: setup
-	$(ROS_ENV) $(PY) -m pytest test $(PYTEST_ARGS)
+	$(ROS_ENV) $(PY) -m pytest test -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 demo: setup
 	$(ROS_ENV) $(PY) -m siam_tracking_ros.tools.demo $(DEMO_ARGS)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bag_sequences import write_plain_sequence
+from worker_domains import worker_domain
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def isolated_ros_domain():
     """A domain of its own on this machine only, inherited by the node processes started
     (modules that start nodes use it: ``pytestmark = pytest.mark.usefixtures(...)``)."""
     saved = {key: os.environ.get(key) for key in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE')}
-    os.environ['ROS_DOMAIN_ID'] = str(150 + os.getpid() % 60)
+    os.environ['ROS_DOMAIN_ID'] = str(worker_domain(150 + os.getpid() % 60, first=150, count=60))
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     yield
     for key, value in saved.items():
