@@ -69,3 +69,30 @@ def decode_deltas(deltas, anchors):
 def score_map_size(instance_size: int, exemplar_size: int, stride: int, base_size: int) -> int:
     """pysot score map side: ``(instance - exemplar) // stride + 1 + base_size``."""
     return (instance_size - exemplar_size) // stride + 1 + base_size
+
+
+# Anchor labels of SiamRPN++'s sampling (training targets; CLNet's first-frame sample sets).
+POSITIVE, NEGATIVE, IGNORED = 1, 0, -1
+
+
+def keep_at_most(indices: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``indices`` itself, or ``count`` of them drawn without replacement."""
+    if len(indices) <= count:
+        return indices
+    return rng.choice(indices, size=count, replace=False)
+
+
+def sample_anchor_labels(overlaps: np.ndarray, rng: np.random.Generator,
+                         positive_iou: float = 0.6, negative_iou: float = 0.3,
+                         max_positives: int = 16, total_samples: int = 64) -> np.ndarray:
+    """``(N,)`` labels from the anchors' IoU with the target, sampled as SiamRPN++ does: at most
+    ``max_positives`` anchors with IoU > ``positive_iou``, negatives (IoU < ``negative_iou``) up
+    to ``total_samples`` in all, every other anchor IGNORED. Positives are drawn first."""
+    overlaps = np.asarray(overlaps, dtype=np.float64).reshape(-1)
+    labels = np.full(len(overlaps), IGNORED, dtype=np.int64)
+    positives = keep_at_most(np.flatnonzero(overlaps > positive_iou), max_positives, rng)
+    negatives = keep_at_most(np.flatnonzero(overlaps < negative_iou),
+                             total_samples - len(positives), rng)
+    labels[positives] = POSITIVE
+    labels[negatives] = NEGATIVE
+    return labels

@@ -14,39 +14,15 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from siam_tracking_ros.core.models.clnet import HiddenMapRecorder
-from siam_tracking_ros.core.trackers.clnet import CLNET_PREFIX, positions_from_anchor_labels
+from siam_tracking_ros.core.trackers.clnet import (CLNET_PREFIX, mine_diverse_negatives,
+                                                   positions_from_anchor_labels)
 from siam_tracking_ros.train.augment import AugmentConfig, CropConfig
-from siam_tracking_ros.train.losses import IGNORED, NEGATIVE, POSITIVE, iou_with_box
+from siam_tracking_ros.train.losses import NEGATIVE, POSITIVE, iou_with_box
 from siam_tracking_ros.train.pairs import PairSamplingConfig
 from siam_tracking_ros.train.recipes import (RecipeConfig, SiamRPNRecipe, freeze_batch_norm,
                                              register_recipe, set_trainable)
-
-DIVERSE_SAMPLES = 16
-
-
-def mine_diverse_negatives(cls_logits: torch.Tensor, labels: torch.Tensor,
-                           negative_candidates: torch.Tensor,
-                           count: int = DIVERSE_SAMPLES) -> torch.Tensor:
-    """Labels with the ``count`` highest-scoring unused negatives of each pair made negative.
-
-    ``cls_logits`` ``(B, 2A, H, W)`` of the base model; ``labels`` ``(B, A*H*W)``;
-    ``negative_candidates`` ``(B, A*H*W)`` bool, anchors with IoU < 0.3.
-    """
-    batch, channels, height, width = cls_logits.shape
-    logits = cls_logits.detach().float().view(batch, 2, channels // 2, height, width)
-    foreground = F.softmax(logits, dim=1)[:, 1].reshape(batch, -1)
-    unused = negative_candidates & (labels == IGNORED)
-    ranked = torch.where(unused, foreground, torch.full_like(foreground, -1.0))
-    top_scores, top_index = ranked.topk(min(count, ranked.shape[1]), dim=1)
-    mined = labels.clone()
-    chosen = top_scores >= 0  # only real unused negatives
-    rows = torch.arange(batch, device=labels.device)[:, None].expand_as(top_index)
-    mined[rows[chosen], top_index[chosen]] = NEGATIVE
-    return mined
-
 
 class CLNetRecipe(SiamRPNRecipe):
     """Trains ``model.clnet`` on a frozen SiamRPN++ base."""

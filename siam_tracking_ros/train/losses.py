@@ -17,9 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from siam_tracking_ros.core import boxes
-
-# Anchor label values.
-POSITIVE, NEGATIVE, IGNORED = 1, 0, -1
+from siam_tracking_ros.core.anchors import (IGNORED, NEGATIVE, POSITIVE, keep_at_most,
+                                            sample_anchor_labels)
 
 
 @dataclass(frozen=True)
@@ -56,12 +55,6 @@ def encode_deltas(anchors: np.ndarray, box: np.ndarray) -> np.ndarray:
     return np.stack([dx, dy, dw, dh], axis=1).astype(np.float32)
 
 
-def _keep_at_most(indices: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
-    if len(indices) <= count:
-        return indices
-    return rng.choice(indices, size=count, replace=False)
-
-
 def assign_anchor_targets(anchors: np.ndarray, box: np.ndarray | None,
                           rng: np.random.Generator,
                           config: AnchorTargetConfig = AnchorTargetConfig()) -> AnchorTargets:
@@ -74,26 +67,21 @@ def assign_anchor_targets(anchors: np.ndarray, box: np.ndarray | None,
     if anchors.ndim != 2 or anchors.shape[1] != 4:
         raise ValueError(f'anchors must be an (N, 4) array of cx, cy, w, h, got {anchors.shape}')
     count = len(anchors)
-    labels = np.full(count, IGNORED, dtype=np.int64)
     deltas = np.zeros((count, 4), dtype=np.float32)
     loc_weights = np.zeros(count, dtype=np.float32)
     if box is None:
-        negatives = _keep_at_most(np.arange(count), config.negative_pair_samples, rng)
-        labels[negatives] = NEGATIVE
+        labels = np.full(count, IGNORED, dtype=np.int64)
+        labels[keep_at_most(np.arange(count), config.negative_pair_samples, rng)] = NEGATIVE
         return AnchorTargets(labels, deltas, loc_weights)
     box = np.asarray(box, dtype=np.float64)
     if box.shape != (4,) or box[2] <= 0 or box[3] <= 0:
         raise ValueError(f'target box must be (cx, cy, w, h) with positive size, got {box}')
-    overlaps = iou_with_box(anchors, box)
-    positives = _keep_at_most(np.flatnonzero(overlaps > config.positive_iou),
-                              config.max_positives, rng)
-    negatives = _keep_at_most(np.flatnonzero(overlaps < config.negative_iou),
-                              config.total_samples - len(positives), rng)
-    labels[positives] = POSITIVE
-    labels[negatives] = NEGATIVE
+    labels = sample_anchor_labels(iou_with_box(anchors, box), rng, config.positive_iou,
+                                  config.negative_iou, config.max_positives, config.total_samples)
     deltas[:] = encode_deltas(anchors, box)
-    if len(positives):
-        loc_weights[positives] = 1.0 / len(positives)
+    positives = labels == POSITIVE
+    if positives.any():
+        loc_weights[positives] = 1.0 / positives.sum()
     return AnchorTargets(labels, deltas, loc_weights)
 
 

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from siam_tracking_ros.core import anchors
+from siam_tracking_ros.core.anchors import IGNORED, NEGATIVE, POSITIVE, sample_anchor_labels
 
 
 def test_anchor_shapes_hand_values():
@@ -39,3 +40,20 @@ def test_score_map_size(instance, base, expected):
 def test_anchor_grid_rejects_empty_map():
     with pytest.raises(ValueError, match='positive'):
         anchors.anchor_grid(0)
+
+
+def test_sampled_labels_keep_at_most_16_positives_of_64_and_ignore_the_rest():
+    overlaps = np.concatenate([np.full(30, 0.8), np.full(20, 0.45), np.full(200, 0.1)])
+    labels = sample_anchor_labels(overlaps, np.random.default_rng(0))
+    assert (labels == POSITIVE).sum() == 16 and (labels == NEGATIVE).sum() == 48
+    assert np.all(overlaps[labels == POSITIVE] > 0.6)
+    assert np.all(overlaps[labels == NEGATIVE] < 0.3)
+    assert np.all(labels[30:50] == IGNORED)  # between the thresholds: never a sample
+    again = sample_anchor_labels(overlaps, np.random.default_rng(0))
+    assert np.array_equal(labels, again)
+
+
+def test_sampled_labels_take_all_when_there_are_few():
+    overlaps = np.array([0.9, 0.7, 0.5, 0.2, 0.0])
+    labels = sample_anchor_labels(overlaps, np.random.default_rng(1))
+    assert labels.tolist() == [POSITIVE, POSITIVE, IGNORED, NEGATIVE, NEGATIVE]

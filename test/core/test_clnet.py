@@ -11,7 +11,9 @@ from siam_tracking_ros.core.models.clnet import (CLNetModules, CompactLatentNetw
 from siam_tracking_ros.core.models.heads import SingleLayerRPN, check_param_deltas
 from siam_tracking_ros.core.registry import (WEIGHTS_DIR, build_tracker, build_untrained,
                                              default_config)
-from siam_tracking_ros.core.trackers.clnet import CLNET_PREFIX, positions_from_anchor_labels
+from siam_tracking_ros.core.anchors import IGNORED, NEGATIVE, POSITIVE
+from siam_tracking_ros.core.trackers.clnet import (CLNET_PREFIX, mine_diverse_negatives,
+                                                   positions_from_anchor_labels)
 from siam_tracking_ros.train.checkpointing import load_initial_weights, reset_parameters
 
 from base_equivalence import real_frames, synthetic_frames, tracked_boxes
@@ -106,6 +108,57 @@ def test_positions_from_anchor_labels():
     assert neg.tolist() == [[False, True], [True, True]]
 
 
+def test_diverse_negatives_are_the_highest_scoring_unused_ones():
+    labels = torch.tensor([[POSITIVE, NEGATIVE, IGNORED, IGNORED, IGNORED, IGNORED]])
+    candidates = torch.tensor([[False, True, True, True, True, False]])
+    logits = torch.zeros(1, 2, 1, 6)
+    logits[0, 1, 0] = torch.tensor([5.0, 4.0, 1.0, 3.0, 2.0, 9.0])  # foreground scores
+    mined = mine_diverse_negatives(logits, labels, candidates, count=2)
+    # Anchors 3 and 4 win among the unused candidates; 5 is no candidate (IoU >= 0.3).
+    assert mined.tolist() == [[POSITIVE, NEGATIVE, IGNORED, NEGATIVE, NEGATIVE, IGNORED]]
+
+
+def first_frame_inputs(tracker, box=(100, 80, 30, 24)):
+    """The anchors' IoU with ``box`` and the base head's cls map on a random first frame."""
+    image = np.random.default_rng(0).integers(0, 255, size=(200, 240, 3), dtype=np.uint8)
+    tracker.init(image, box)
+    geometry = tracker.search_geometry()
+    _, search_features = tracker.search_frame(image, geometry)
+    with torch.no_grad():
+        base_cls, _ = tracker.model(tracker.template_features, search_features)
+    return tracker.anchor_overlaps(geometry, np.asarray(box, dtype=np.float64)), base_cls
+
+
+def test_first_frame_sets_are_sampled_as_in_training_with_the_mined_negatives():
+    torch.manual_seed(0)
+    tracker = build_untrained('clnet_alexnet', device='cpu')
+    overlaps, base_cls = first_frame_inputs(tracker)
+    positive, negative = tracker.first_frame_sets(overlaps, base_cls)
+    every_positive, every_negative = positions_from_anchor_labels(overlaps > 0.6, overlaps < 0.3)
+    assert positive.any() and negative.any()
+    assert not (positive & ~every_positive).any() and not (negative & ~every_negative).any()
+    # At most 16 positive + 48 drawn + 16 mined negative anchors: far fewer negative positions
+    # than the crop's (nearly all of the map is below 0.3 IoU).
+    assert int(negative.sum()) <= 64 < int(every_negative.sum())
+    # The unused negative the base head scores highest is in the set (section 3.4).
+    foreground = torch.softmax(base_cls.view(1, 2, -1), dim=1)[0, 1]
+    candidates = torch.as_tensor((overlaps < 0.3).reshape(-1))
+    hardest = int(torch.where(candidates, foreground, torch.tensor(-1.0)).argmax())
+    _, row, col = np.unravel_index(hardest, overlaps.shape)
+    assert negative[0, row, col]
+    again = tracker.first_frame_sets(overlaps, base_cls)
+    assert torch.equal(again[0], positive) and torch.equal(again[1], negative)  # seeded
+
+
+def test_first_frame_sets_unsampled_take_every_anchor_past_each_threshold():
+    torch.manual_seed(0)
+    tracker = build_untrained('clnet_alexnet', device='cpu', sample_first_frame_sets=False)
+    overlaps, base_cls = first_frame_inputs(tracker)
+    positive, negative = tracker.first_frame_sets(overlaps, base_cls)
+    every_positive, every_negative = positions_from_anchor_labels(overlaps > 0.6, overlaps < 0.3)
+    assert torch.equal(positive[0], every_positive) and torch.equal(negative[0], every_negative)
+
+
 def test_tracker_adjusts_its_head_once_at_the_first_frame():
     torch.manual_seed(0)
     tracker = build_untrained('clnet_alexnet', device='cpu')
@@ -162,7 +215,6 @@ def test_first_frame_without_a_positive_anchor_leaves_the_head_alone():
     geometry = tracker.search_geometry()
     positive, _ = tracker.label_anchors(geometry, box)
     assert not positive.any()
-    assert tracker.first_frame_sets(box, geometry) is None
     assert tracker.head_param_deltas is None  # plain SiamRPN++ for this sequence
     tracker.init(image, (100, 80, 30, 24))  # a box the anchors fit: adjusted again
     assert tracker.head_param_deltas is not None

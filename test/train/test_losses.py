@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 import torch
 
-from siam_tracking_ros.train.clnet_recipe import mine_diverse_negatives
 from siam_tracking_ros.train.losses import (IGNORED, NEGATIVE, POSITIVE, AnchorTargetConfig,
                                             assign_anchor_targets, balanced_logistic_loss,
                                             encode_deltas, iou_with_box, rpn_classification_loss,
@@ -85,13 +84,3 @@ def test_rpn_classification_uses_background_then_foreground_channels():
     logits[0, 0, 0, 1] = 10   # background at the negative
     assert rpn_classification_loss(logits, labels) < 1e-3
     assert rpn_classification_loss(-logits, labels) > 5
-
-
-def test_diverse_negatives_are_the_highest_scoring_unused_ones():
-    labels = torch.tensor([[POSITIVE, NEGATIVE, IGNORED, IGNORED, IGNORED, IGNORED]])
-    candidates = torch.tensor([[False, True, True, True, True, False]])
-    logits = torch.zeros(1, 2, 1, 6)
-    logits[0, 1, 0] = torch.tensor([5.0, 4.0, 1.0, 3.0, 2.0, 9.0])  # foreground scores
-    mined = mine_diverse_negatives(logits, labels, candidates, count=2)
-    # Anchors 3 and 4 win among the unused candidates; 5 is no candidate (IoU >= 0.3).
-    assert mined.tolist() == [[POSITIVE, NEGATIVE, IGNORED, NEGATIVE, NEGATIVE, IGNORED]]

@@ -180,10 +180,14 @@ class SiamRPNTracker(SiameseTracker):
                       negative_iou: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
         """Boolean ``(A, S, S)`` masks: anchors with IoU > ``positive_iou`` with the 0-based
         ``box``, and anchors with IoU < ``negative_iou``."""
+        overlap = self.anchor_overlaps(geometry, box)
+        return overlap > positive_iou, overlap < negative_iou
+
+    def anchor_overlaps(self, geometry: CropGeometry, box) -> np.ndarray:
+        """``(A, S, S)`` IoU of every anchor of the crop ``geometry`` with the 0-based ``box``."""
         anchors = self.anchor_boxes_in_image(geometry)
         overlap = boxes.iou(np.asarray(box, dtype=np.float64), anchors.reshape(-1, 4))
-        overlap = overlap.reshape(anchors.shape[:-1])
-        return overlap > positive_iou, overlap < negative_iou
+        return overlap.reshape(anchors.shape[:-1])
 
     def score_position_to_image(self, rows, cols, geometry: CropGeometry) -> np.ndarray:
         """Image points ``(..., 2)`` of score-map positions (the anchor centres)."""
