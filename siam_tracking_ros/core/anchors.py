@@ -71,8 +71,11 @@ def score_map_size(instance_size: int, exemplar_size: int, stride: int, base_siz
     return (instance_size - exemplar_size) // stride + 1 + base_size
 
 
-# Anchor labels of SiamRPN++'s sampling (training targets; CLNet's first-frame sample sets).
+# Anchor labels of SiamRPN++'s sampling (training targets; CLNet's first-frame sample sets), and
+# its rule: IoU > 0.6 positive, < 0.3 negative, at most 16 positives of 64 samples.
 POSITIVE, NEGATIVE, IGNORED = 1, 0, -1
+POSITIVE_IOU, NEGATIVE_IOU = 0.6, 0.3
+MAX_POSITIVES, TOTAL_SAMPLES = 16, 64
 
 
 def keep_at_most(indices: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -83,8 +86,9 @@ def keep_at_most(indices: np.ndarray, count: int, rng: np.random.Generator) -> n
 
 
 def sample_anchor_labels(overlaps: np.ndarray, rng: np.random.Generator,
-                         positive_iou: float = 0.6, negative_iou: float = 0.3,
-                         max_positives: int = 16, total_samples: int = 64) -> np.ndarray:
+                         positive_iou: float = POSITIVE_IOU, negative_iou: float = NEGATIVE_IOU,
+                         max_positives: int = MAX_POSITIVES,
+                         total_samples: int = TOTAL_SAMPLES) -> np.ndarray:
     """``(N,)`` labels from the anchors' IoU with the target, sampled as SiamRPN++ does: at most
     ``max_positives`` anchors with IoU > ``positive_iou``, negatives (IoU < ``negative_iou``) up
     to ``total_samples`` in all, every other anchor IGNORED. Positives are drawn first."""

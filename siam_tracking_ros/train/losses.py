@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from siam_tracking_ros.core import boxes
-from siam_tracking_ros.core.anchors import (IGNORED, NEGATIVE, POSITIVE, keep_at_most,
+from siam_tracking_ros.core.anchors import (IGNORED, MAX_POSITIVES, NEGATIVE, NEGATIVE_IOU,
+                                            POSITIVE, POSITIVE_IOU, TOTAL_SAMPLES, keep_at_most,
                                             sample_anchor_labels)
 
 
@@ -25,10 +26,10 @@ from siam_tracking_ros.core.anchors import (IGNORED, NEGATIVE, POSITIVE, keep_at
 class AnchorTargetConfig:
     """SiamRPN++ sampling of anchors for one training pair."""
 
-    positive_iou: float = 0.6
-    negative_iou: float = 0.3
-    max_positives: int = 16
-    total_samples: int = 64
+    positive_iou: float = POSITIVE_IOU
+    negative_iou: float = NEGATIVE_IOU
+    max_positives: int = MAX_POSITIVES
+    total_samples: int = TOTAL_SAMPLES
     # Samples of a pair whose search region shows another object: all negative.
     negative_pair_samples: int = 16
 

@@ -231,7 +231,8 @@ def test_rpn_anchor_labels_and_geometry():
     # template side is sqrt(32 * 32) = 32 image pixels for 127 crop pixels.
     np.testing.assert_allclose(anchors[2, 10, 10, 2:], [64 * 32 / 127] * 2)
     np.testing.assert_allclose(box_center(anchors[2, 10, 10]), square_center(40, 50))
-    positive, negative = tracker.label_anchors(geometry, (40, 50, SQUARE, SQUARE))
+    overlap = tracker.anchor_overlaps(geometry, (40, 50, SQUARE, SQUARE))
+    positive, negative = overlap > 0.6, overlap < 0.3
     assert positive[2, 10, 10] and not negative[2, 10, 10]
     assert negative[:, 0, 0].all() and not positive[:, 0, 0].any()
     np.testing.assert_allclose(tracker.score_position_to_image(10, 11, geometry),

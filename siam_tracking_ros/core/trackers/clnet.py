@@ -27,7 +27,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from siam_tracking_ros.core.anchors import IGNORED, NEGATIVE, POSITIVE, sample_anchor_labels
+from siam_tracking_ros.core.anchors import (IGNORED, MAX_POSITIVES, NEGATIVE, NEGATIVE_IOU,
+                                            POSITIVE, POSITIVE_IOU, TOTAL_SAMPLES,
+                                            sample_anchor_labels)
 from siam_tracking_ros.core.models.clnet import CLNetModules, HiddenMapRecorder
 from siam_tracking_ros.core.registry import default_config, register_tracker
 from siam_tracking_ros.core.trackers.base import InitContext
@@ -54,13 +56,13 @@ class CLNetConfig(SiamRPNConfig):
     every anchor 0.309 / 0.629 and 0.307 / 0.701 (that module's epoch was chosen with every
     anchor).
     """
-    positive_iou: float = 0.6
-    negative_iou: float = 0.3
+    positive_iou: float = POSITIVE_IOU
+    negative_iou: float = NEGATIVE_IOU
     adjust_head: bool = True
     sample_first_frame_sets: bool = True
     set_sampling_seed: int = 0
-    max_positives: int = 16
-    total_samples: int = 64
+    max_positives: int = MAX_POSITIVES
+    total_samples: int = TOTAL_SAMPLES
 
 
 def positions_from_anchor_labels(positive: np.ndarray | torch.Tensor,
@@ -116,17 +118,19 @@ class CLNetTracker(SiamRPNTracker):
                          ) -> tuple[torch.Tensor, torch.Tensor]:
         """Positive / negative position masks ``(1, H, W)`` of the first frame's search crop from
         the anchors' IoU with the box ``(A, H, W)`` and the base head's cls map."""
-        positive = overlaps > self.config.positive_iou
-        negative = overlaps < self.config.negative_iou
-        if self.config.sample_first_frame_sets:
-            rng = np.random.default_rng(self.config.set_sampling_seed)
+        config = self.config
+        negative_candidates = overlaps < config.negative_iou
+        if config.sample_first_frame_sets:
+            rng = np.random.default_rng(config.set_sampling_seed)
             labels = torch.as_tensor(sample_anchor_labels(
-                overlaps, rng, self.config.positive_iou, self.config.negative_iou,
-                self.config.max_positives, self.config.total_samples))[None]
+                overlaps, rng, config.positive_iou, config.negative_iou, config.max_positives,
+                config.total_samples))[None]
             labels = mine_diverse_negatives(base_cls.cpu(), labels,
-                                            torch.as_tensor(negative.reshape(1, -1)))[0]
+                                            torch.as_tensor(negative_candidates.reshape(1, -1)))[0]
             positive = (labels == POSITIVE).reshape(overlaps.shape).numpy()
             negative = (labels == NEGATIVE).reshape(overlaps.shape).numpy()
+        else:
+            positive, negative = overlaps > config.positive_iou, negative_candidates
         positive_positions, negative_positions = positions_from_anchor_labels(positive, negative)
         return (positive_positions[None].to(self.device),
                 negative_positions[None].to(self.device))

@@ -176,13 +176,6 @@ class SiamRPNTracker(SiameseTracker):
                                       grid[..., 2:] * pixels], axis=-1)
         return boxes.center_size_to_xywh(center_size.reshape(-1, 4)).reshape(grid.shape)
 
-    def label_anchors(self, geometry: CropGeometry, box, positive_iou: float = 0.6,
-                      negative_iou: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
-        """Boolean ``(A, S, S)`` masks: anchors with IoU > ``positive_iou`` with the 0-based
-        ``box``, and anchors with IoU < ``negative_iou``."""
-        overlap = self.anchor_overlaps(geometry, box)
-        return overlap > positive_iou, overlap < negative_iou
-
     def anchor_overlaps(self, geometry: CropGeometry, box) -> np.ndarray:
         """``(A, S, S)`` IoU of every anchor of the crop ``geometry`` with the 0-based ``box``."""
         anchors = self.anchor_boxes_in_image(geometry)
