@@ -12,7 +12,8 @@ from siam_tracking_ros.core.models.heads import SingleLayerRPN, check_param_delt
 from siam_tracking_ros.core.registry import (WEIGHTS_DIR, build_tracker, build_untrained,
                                              default_config)
 from siam_tracking_ros.core.anchors import IGNORED, NEGATIVE, POSITIVE
-from siam_tracking_ros.core.trackers.clnet import (CLNET_PREFIX, mine_diverse_negatives,
+from siam_tracking_ros.core.trackers.clnet import (CLNET_PREFIX, branch_kind,
+                                                   mine_diverse_negatives,
                                                    positions_from_anchor_labels)
 from siam_tracking_ros.train.checkpointing import load_initial_weights, reset_parameters
 
@@ -176,6 +177,35 @@ def test_tracker_adjusts_its_head_once_at_the_first_frame():
     result = tracker.track(image)
     assert tracker.head_param_deltas is deltas  # not recomputed while tracking
     assert result.box.shape == (4,)
+
+
+@pytest.mark.parametrize('branches', [('cls',), ('loc',)])
+def test_one_branch_alone_takes_only_its_own_delta(branches):
+    image = np.random.default_rng(0).integers(0, 255, size=(200, 240, 3), dtype=np.uint8)
+    both = {}
+    for adjusted in (('cls', 'loc'), branches):
+        torch.manual_seed(0)
+        tracker = build_untrained('clnet_alexnet', device='cpu', adjusted_branches=adjusted)
+        give_predictors_weights(tracker.model.clnet)
+        tracker.init(image, (100, 80, 30, 24))
+        both[adjusted] = tracker.head_param_deltas
+    kept = both[branches]
+    assert set(kept) == {f'{branches[0]}.head.3.weight', f'{branches[0]}.head.3.bias'}
+    for name, delta in kept.items():  # the same delta as with both branches adjusted
+        assert torch.equal(delta, both[('cls', 'loc')][name])
+
+
+@pytest.mark.parametrize('branches', [(), ('cls', 'mask')])
+def test_adjusted_branches_must_name_cls_or_loc(branches):
+    with pytest.raises(ValueError, match='adjusted_branches'):
+        build_untrained('clnet_alexnet', device='cpu', adjusted_branches=branches)
+
+
+def test_branch_kind_of_head_parameter_names():
+    assert branch_kind('cls.head.3.weight') == 'cls'
+    assert branch_kind('rpn3.loc.head.3.bias') == 'loc'
+    with pytest.raises(ValueError, match='no single'):
+        branch_kind('neck.weight')
 
 
 @pytest.mark.parametrize('name, base', [('clnet_alexnet', 'siamrpn_alexnet'),

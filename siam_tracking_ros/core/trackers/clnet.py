@@ -38,6 +38,7 @@ from siam_tracking_ros.core.trackers.siamrpn import SiamRPNConfig, SiamRPNTracke
 CLNET_PREFIX = 'clnet.'
 # Section 3.4's "diverse samples": unused negatives with the highest base foreground score.
 DIVERSE_SAMPLES = 16
+BRANCH_KINDS = ('cls', 'loc')
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class CLNetConfig(SiamRPNConfig):
     Its UAV123 config (penalty 0.599, window 0.18, lr 0.751) is a ResNet-50 tuning for one
     benchmark and is not used: every registered variant takes the constants of its own base.
     ``adjust_head``: False runs the base alone (no delta), the ablation of the adjustment.
+    ``adjusted_branches``: which head branches take their delta, ``cls`` and ``loc`` (eq. 6 adjusts
+    both); one of them alone is the ablation that tells which adjustment helps or hurts.
     ``sample_first_frame_sets``: draw the first frame's sets as in training and as the reference
     tracker does (seeded by ``set_sampling_seed``, so a sequence always gives the same boxes);
     False takes every anchor past each IoU threshold. Measured with the shipped module (fp32,
@@ -59,6 +62,7 @@ class CLNetConfig(SiamRPNConfig):
     positive_iou: float = POSITIVE_IOU
     negative_iou: float = NEGATIVE_IOU
     adjust_head: bool = True
+    adjusted_branches: tuple[str, ...] = BRANCH_KINDS
     sample_first_frame_sets: bool = True
     set_sampling_seed: int = 0
     max_positives: int = MAX_POSITIVES
@@ -114,6 +118,13 @@ class CLNetTracker(SiamRPNTracker):
         model.add_module('clnet', CLNetModules(model.rpn_head))
         return model
 
+    def validate_config(self, config: CLNetConfig) -> None:
+        super().validate_config(config)
+        branches = tuple(config.adjusted_branches)
+        if not branches or set(branches) - set(BRANCH_KINDS):
+            raise ValueError(f'adjusted_branches must name one or both of {BRANCH_KINDS}, got '
+                             f'{branches}')
+
     def first_frame_sets(self, overlaps: np.ndarray, base_cls: torch.Tensor
                          ) -> tuple[torch.Tensor, torch.Tensor]:
         """Positive / negative position masks ``(1, H, W)`` of the first frame's search crop from
@@ -147,8 +158,18 @@ class CLNetTracker(SiamRPNTracker):
         _, search_features = self.search_frame(context.image, geometry)
         with HiddenMapRecorder(self.model.rpn_head) as recorder:
             base_cls, _ = self.model(context.template_features, search_features)
-        self.head_param_deltas = self.model.clnet(recorder.maps,
-                                                  *self.first_frame_sets(overlaps, base_cls))
+        deltas = self.model.clnet(recorder.maps, *self.first_frame_sets(overlaps, base_cls))
+        self.head_param_deltas = {name: delta for name, delta in deltas.items()
+                                  if branch_kind(name) in self.config.adjusted_branches}
+
+
+def branch_kind(parameter_name: str) -> str:
+    """``cls`` or ``loc``: the head branch a parameter name such as ``rpn2.cls.head.3.weight``
+    belongs to."""
+    kinds = [part for part in parameter_name.split('.') if part in BRANCH_KINDS]
+    if len(kinds) != 1:
+        raise ValueError(f'{parameter_name!r} names no single cls/loc head branch')
+    return kinds[0]
 
 
 # A CLNet weights file holds the base network and ``clnet.*``: a base-only file (pysot's
