@@ -33,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='what to train: ' + ', '.join(trainable_trackers()) + '. '
                              "sa_siam_snet trains SA-Siam's S-Net as a classifier of labelled "
                              'still-image objects; sa_siam then trains its attention and fusion '
-                             "on that file (--init); dsiam / dsiam_m train DSiam's fusion maps "
+                             'on that file (--init), sa_siam_tune the same with S-Net conv4 '
+                             "and conv5 learning too; dsiam / dsiam_m train DSiam's fusion maps "
                              'and lambdas on sequence clips (--init a SiamFC file)')
     parser.add_argument('--data', required=True, nargs='+', help='training data (see above)')
     parser.add_argument('--out', required=True, type=Path, help='output folder')

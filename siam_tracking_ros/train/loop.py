@@ -96,7 +96,21 @@ def learning_rate(step: int, total_steps: int, base_lr: float, warmup_steps: int
     return base_lr * final_ratio ** progress
 
 
+def parameter_groups(parameters) -> list[dict]:
+    """What ``recipe.prepare`` returned as optimiser groups: a list of parameters is one group;
+    a list of ``{'params': [...], 'lr_scale': s}`` dicts gives each group ``s`` x the
+    scheduled learning rate (1 where absent)."""
+    parameters = list(parameters)
+    if parameters and all(isinstance(group, dict) for group in parameters):
+        return [{**group, 'params': list(group['params']),
+                 'lr_scale': float(group.get('lr_scale', 1.0))} for group in parameters]
+    if any(isinstance(group, dict) for group in parameters):
+        raise TypeError('prepare() returns parameters or parameter groups, not a mixture')
+    return [{'params': parameters, 'lr_scale': 1.0}]
+
+
 def make_optimizer(name: str, parameters, lr: float, recipe: TrainingRecipe):
+    parameters = parameter_groups(parameters)
     if name == 'adam':
         return torch.optim.Adam(parameters, lr=lr, weight_decay=recipe.optimiser.weight_decay)
     return torch.optim.SGD(parameters, lr=lr, momentum=recipe.optimiser.momentum,
@@ -217,9 +231,10 @@ def run_training(config: TrainConfig, recipe: TrainingRecipe | None = None) -> d
     forward_dtype = autocast_dtype(config.precision, config.amp, tracker.device)
     memory_format = training_memory_format(tracker.device, forward_dtype)
     tracker.model.to(memory_format=memory_format)
-    parameters = recipe.prepare(tracker)
+    groups = parameter_groups(recipe.prepare(tracker))
+    parameters = [parameter for group in groups for parameter in group['params']]
     base_lr = config.lr or recipe.optimiser.lr
-    optimizer = make_optimizer(config.optimizer or recipe.optimiser.optimizer, parameters,
+    optimizer = make_optimizer(config.optimizer or recipe.optimiser.optimizer, groups,
                                base_lr, recipe)
     schedule = config.schedule or recipe.optimiser.schedule
     progress = ResumePoint()
@@ -324,7 +339,7 @@ def _training_step(recipe, tracker, optimizer, scaler, parameters, lr: float, ba
                    forward_dtype: torch.dtype | None, step: int) -> tuple[float, dict]:
     """One optimiser step (autocast forward, fp32 master weights and gradients)."""
     for group in optimizer.param_groups:
-        group['lr'] = lr
+        group['lr'] = lr * group.get('lr_scale', 1.0)
     with torch.autocast(tracker.device.type, dtype=forward_dtype or torch.bfloat16,
                         enabled=forward_dtype is not None):
         loss, parts = recipe.loss(tracker, batch)

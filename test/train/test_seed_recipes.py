@@ -25,6 +25,7 @@ from siam_tracking_ros.train.loop import TrainConfig, run_training
 from siam_tracking_ros.train.pairs import ImageCache, PairSampler
 from siam_tracking_ros.train.recipes import RecipeConfig, recipe_for
 from siam_tracking_ros.train.sa_siam_recipe import (SASiamFusionRecipe,
+                                                    SASiamSemanticTuningRecipe,
                                                     SemanticClassificationRecipe)
 from siam_tracking_ros.train.sources import load_tracks
 
@@ -189,6 +190,49 @@ def test_sa_siam_stage_trains_attention_and_fusion_only(two_category_stills, sia
     for learned in ('extension.semantic.attention.', 'extension.semantic.fusion.'):
         assert not same(tensors(before_state, learned), tensors(after_state, learned)), learned
     assert batch_loss(recipe, trained, batch) < before
+
+
+def test_sa_siam_tune_stage_also_trains_snet_conv4_conv5_at_their_rate(two_category_stills,
+                                                                         siamfc_file, tmp_path):
+    torch.set_num_threads(1)
+    torch.manual_seed(4)
+    start = training_tracker('sa_siam', 'cpu', siamfc_file, recipe_for('sa_siam_snet').load_init)
+    init = tmp_path / 'sa_siam_init.pth'
+    save_checkpoint(init, 'sa_siam', start.model, start.config, {}, 'RGB')
+    before_state = start.model.state_dict()
+
+    recipe = quick(recipe_for('sa_siam_tune'), lr=1e-2)
+    assert isinstance(recipe, SASiamSemanticTuningRecipe) and recipe.snet_lr_scale == 0.1
+    batch = fixed_batch(recipe, str(two_category_stills), 6)
+    before = batch_loss(recipe, training_tracker('sa_siam', 'cpu', init, recipe.load_init), batch)
+    metadata = run_training(TrainConfig(tracker='sa_siam_tune',
+                                        data=(str(two_category_stills),), out=tmp_path / 'tune',
+                                        epochs=1, steps_per_epoch=6, batch_size=4, device='cpu',
+                                        init=init, progress=False), recipe)
+    assert metadata['tracker'] == 'sa_siam' and metadata['recipe']['snet_layers'] == \
+        ['conv4', 'conv5']
+    trained = training_tracker('sa_siam', 'cpu', tmp_path / 'tune' / 'last.pth', recipe.load_init)
+    after_state = trained.model.state_dict()
+    snet = 'extension.semantic.snet.features.'
+    # conv1-conv3 (features.0/3/6) and the A-Net stay as they were; conv4 / conv5 learn.
+    for frozen in ('appearance.', f'{snet}0.', f'{snet}3.', f'{snet}6.',
+                   'extension.appearance_bias'):
+        assert same(tensors(before_state, frozen), tensors(after_state, frozen)), frozen
+    for learned in (f'{snet}8.', f'{snet}10.', 'extension.semantic.fusion.'):
+        assert not same(tensors(before_state, learned), tensors(after_state, learned)), learned
+    assert batch_loss(recipe, trained, batch) < before
+    # The S-Net group runs at a tenth of the scheduled rate of the branch modules.
+    groups = torch.load(state_path(tmp_path / 'tune' / 'last.pth'),
+                        weights_only=True)['optimizer']['param_groups']
+    assert [group['lr_scale'] for group in groups] == [1.0, 0.1]
+    assert groups[1]['lr'] == pytest.approx(0.1 * groups[0]['lr'])
+
+
+def test_sa_siam_tune_refuses_layers_outside_the_semantic_features():
+    with pytest.raises(ValueError, match='S-Net layers to tune'):
+        SASiamSemanticTuningRecipe(snet_layers=('conv2',))
+    with pytest.raises(ValueError, match='S-Net layers to tune'):
+        SASiamSemanticTuningRecipe(snet_layers=())
 
 
 def test_clip_frames_are_increasing_with_bounded_gaps():

@@ -15,7 +15,7 @@ from siam_tracking_ros.core.registry import build_tracker
 from siam_tracking_ros.train.augment import AugmentConfig, CropConfig
 from siam_tracking_ros.train.checkpointing import export_weights, training_tracker
 from siam_tracking_ros.train.dataset import PairDataset
-from siam_tracking_ros.train.loop import TrainConfig, run_training
+from siam_tracking_ros.train.loop import TrainConfig, parameter_groups, run_training
 from siam_tracking_ros.train.pairs import PairSampler
 from siam_tracking_ros.train.recipes import RecipeConfig, SiamFCRecipe
 from siam_tracking_ros.train.sources import load_tracks
@@ -38,6 +38,17 @@ def fixed_batch_loss(recipe, tracker, data: str) -> float:
     tracker.model.train()
     with torch.no_grad():
         return float(recipe.loss(tracker, batch)[0])
+
+
+def test_prepared_parameters_become_optimiser_groups_with_a_rate_scale():
+    first, second = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(3))
+    (single,) = parameter_groups([first, second])
+    assert single['lr_scale'] == 1.0 and list(map(id, single['params'])) == [id(first), id(second)]
+    groups = parameter_groups([{'params': [first]}, {'params': (second,), 'lr_scale': 0.25}])
+    assert [group['lr_scale'] for group in groups] == [1.0, 0.25]
+    assert list(map(id, groups[1]['params'])) == [id(second)]
+    with pytest.raises(TypeError, match='not a mixture'):
+        parameter_groups([first, {'params': [second]}])
 
 
 def test_training_lowers_the_loss_and_resumes(coco_folder, tmp_path):

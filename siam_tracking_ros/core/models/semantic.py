@@ -98,6 +98,15 @@ class SemanticAlexNet(nn.Module):
         return {layer: self.features[_CONV_INDICES[layer]].out_channels
                 for layer in SEMANTIC_LAYERS}
 
+    def layer_parameters(self, layers) -> list[nn.Parameter]:
+        """Weights and biases of the named convs (``conv1`` ... ``conv5``), for training that
+        tunes S-Net (``sa_siam_tune``)."""
+        unknown = sorted(set(layers) - set(_CONV_INDICES))
+        if unknown:
+            raise ValueError(f"unknown S-Net layers {unknown}; known: {sorted(_CONV_INDICES)}")
+        return [parameter for layer in layers
+                for parameter in self.features[_CONV_INDICES[layer]].parameters()]
+
     def output_size(self, layer: str, input_size: int) -> int:
         """Spatial size of ``layer``'s output for a square input of side ``input_size``."""
         size = input_size
