@@ -109,11 +109,11 @@ def parameter_groups(parameters) -> list[dict]:
     return [{'params': parameters, 'lr_scale': 1.0}]
 
 
-def make_optimizer(name: str, parameters, lr: float, recipe: TrainingRecipe):
-    parameters = parameter_groups(parameters)
+def make_optimizer(name: str, groups: list[dict], lr: float, recipe: TrainingRecipe):
+    """The optimiser over ``groups`` (from :func:`parameter_groups`)."""
     if name == 'adam':
-        return torch.optim.Adam(parameters, lr=lr, weight_decay=recipe.optimiser.weight_decay)
-    return torch.optim.SGD(parameters, lr=lr, momentum=recipe.optimiser.momentum,
+        return torch.optim.Adam(groups, lr=lr, weight_decay=recipe.optimiser.weight_decay)
+    return torch.optim.SGD(groups, lr=lr, momentum=recipe.optimiser.momentum,
                            weight_decay=recipe.optimiser.weight_decay)
 
 
