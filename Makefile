@@ -38,15 +38,16 @@ $(LAUNCH_STAMP): $(STAMP) scripts/build_launch_sources.sh
 	touch $@
 
 # Tests run single-threaded (test/conftest.py): the CPU-bound ones on two pytest-xdist workers, which
-# keep both cores busy (TEST_WORKERS=0: one process); then the tests that start nodes and talk over
-# DDS with answer deadlines, in one process with the cores to themselves. Exit status 5 (every test
-# of a phase deselected by PYTEST_ARGS) is no failure.
+# keep both cores busy (TEST_WORKERS=0: one process); a worker that runs out of tests takes pending
+# ones from the other (worksteal), so the long tests near the end do not leave a core idle. Then
+# the tests that start nodes and talk over DDS with answer deadlines, in one process with the
+# cores to themselves. Exit status 5 (every test of a phase deselected by PYTEST_ARGS) is no failure.
 TEST_WORKERS ?= 2
 NODE_TESTS := test/ros test/bag test/env
 PYTEST_OK = || [ $$? -eq 5 ]
 
 test: setup
-	$(ROS_ENV) $(PY) -m pytest test -n $(TEST_WORKERS) $(addprefix --ignore=,$(NODE_TESTS)) $(PYTEST_ARGS) $(PYTEST_OK)
+	$(ROS_ENV) $(PY) -m pytest test -n $(TEST_WORKERS) --dist worksteal $(addprefix --ignore=,$(NODE_TESTS)) $(PYTEST_ARGS) $(PYTEST_OK)
 	$(ROS_ENV) $(PY) -m pytest $(NODE_TESTS) $(PYTEST_ARGS) $(PYTEST_OK)
 
 demo: setup

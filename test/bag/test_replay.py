@@ -207,13 +207,13 @@ def test_failing_node_is_reported_and_stopped(synthetic_dataset, tmp_path, capsy
     before = _node_processes_with(f'{evaluate.EVAL_NAMESPACE}/no_such_tracker')
     code = cmd_bag.run(_parse(['eval', '--dataset', str(synthetic_dataset), '--trackers',
                                'no_such_tracker', '--out', str(tmp_path / 'out'), '--quiet',
-                               '--connect-timeout', '20', '--max-frames', '4']))
+                               '--connect-timeout', '10', '--max-frames', '4']))
     assert code == cmd_bag.EXIT_FAILURE
     # The node stays up without a model, so the replay times out waiting for it (on its image
     # subscription or its answer to the first frame); the error quotes the node's log, which
     # says why.
     err = capsys.readouterr().err
-    assert err.startswith('error: ') and 'within 20 s' in err
+    assert err.startswith('error: ') and 'within 10 s' in err
     assert "tracker 'no_such_tracker'" in err.split('end of the node log')[1]
     assert not _node_processes_with(f'{evaluate.EVAL_NAMESPACE}/no_such_tracker') - before
 
