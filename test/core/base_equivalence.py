@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from siam_tracking_ros.core import boxes
+from siam_tracking_ros.core.registry import default_config
 from siam_tracking_ros.eval.datasets import open_dataset
 from siam_tracking_ros.eval.ope import initial_box
 from siam_tracking_ros.eval.synth import SynthConfig, generate_sequence
@@ -19,6 +20,12 @@ from siam_tracking_ros.eval.synth import SynthConfig, generate_sequence
 # Twenty frames: enough for the state (centre, size, template, adjusted head) to evolve.
 REAL_FRAMES = 20
 SYNTH_FRAMES = 20
+
+
+def uses_resnet50(name: str) -> bool:
+    """Whether registered tracker ``name`` runs the ResNet-50 backbone (about ten times an
+    AlexNet's cost per crop on one CPU thread, so its tests track fewer frames)."""
+    return getattr(default_config(name), 'backbone', None) == 'resnet50'
 
 
 def real_frames(uav_dev: Path, name: str,

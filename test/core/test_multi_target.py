@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from base_equivalence import real_frames
+from base_equivalence import real_frames, uses_resnet50
 from siam_tracking_ros.core.multi_target import MultiTargetTracker, concat_batch, split_batch
 from siam_tracking_ros.core.registry import build_tracker, list_trackers
 from siam_tracking_ros.core.trackers.base import TrackState
@@ -250,8 +250,8 @@ SECOND_BOX = np.array([522.0, 586.0, 26.0, 44.0])
 # suite's time; the per-target state still moves away from its initial box.
 FRAMES = {'r50': 3, 'alexnet': 12}
 # DROL's first-frame fit with fewer augmented samples (4 images and 2 dropout copies instead of
-# 37) and iterations: the classifier is still fitted, updated and fused per target, at a fraction
-# of the init time, which dominates the ResNet-50 case.
+# 23 and 7) and iterations: the classifier is still fitted, updated and fused per target, at a
+# fraction of the init time, which dominates the ResNet-50 case.
 QUICK_DROL = dict(init_gn_iter=2, init_cg_iter=6, rotations_deg=(10,), blur_sigmas=(),
                   relative_shifts=((0.6, 0.6),), dropout_samples=2)
 # Each distinct backbone call: SiamFC's AlexNet (also SA-Siam's, DROL-FC's), DSiamM's conv4 +
@@ -263,7 +263,7 @@ PRECISION = 'auto'
 
 
 def _frame_count(name: str) -> int:
-    return FRAMES['r50' if 'r50' in name else 'alexnet']
+    return FRAMES['r50' if uses_resnet50(name) else 'alexnet']
 
 
 def _prototype(name: str, precision: str = PRECISION):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from base_equivalence import real_frames, synthetic_frames, tracked_boxes
+from base_equivalence import real_frames, synthetic_frames, tracked_boxes, uses_resnet50
 from siam_tracking_ros.core.online.augment import AugmentationConfig
 from siam_tracking_ros.core.registry import build_tracker, default_config, list_trackers
 
@@ -14,8 +14,8 @@ REAL_SEQUENCE_FRAMES = 12
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason='CUDA is not available')
 # bf16 changes the networks, not DROL's first-frame augmentation (float32 numpy, before the
 # cast to the model's dtype): the unshifted sample, one shifted sample and one dropout copy run
-# the classifier's fit and update on bf16 features at a small part of the 37 samples' cost where
-# bf16 is emulated (drol_rpn_r50_l234 on an AVX2 CPU: 239 s with all 37).
+# the classifier's fit and update on bf16 features at a small part of the cost of the default 30
+# (23 images, 7 dropout copies) where bf16 is emulated.
 FEW_AUGMENTED_SAMPLES = dict(flip=False, rotations_deg=(), blur_sigmas=(),
                              relative_shifts=((0.6, 0.6),), dropout_samples=1)
 # Frames of the synthetic sequence per tracker: the first and two tracked ones, or one tracked
@@ -72,7 +72,7 @@ def test_default_layout_in_fp32_is_the_references_and_nhwc_in_reduced_precision(
 
 @pytest.mark.parametrize('name', list_trackers())
 def test_bf16_runs_every_registered_tracker_end_to_end(name):
-    count = END_TO_END_FRAMES['r50' if 'r50' in name else 'alexnet']
+    count = END_TO_END_FRAMES['r50' if uses_resnet50(name) else 'alexnet']
     frames, first_box = synthetic_frames(seed=5, count=count, size=(320, 180))
     augments_first_frame = isinstance(default_config(name), AugmentationConfig)
     tracker = built(name, precision='bf16',
